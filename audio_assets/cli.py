@@ -1,0 +1,195 @@
+"""The `audio-assets` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+
+def _print(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+@contextmanager
+def local_world(data_root: Path, *, stash_port: int = 0, replica_port: int = 0):
+    """Start the replica of the outside world and the Stash emulator; set the environment."""
+    from audio_assets.replica.corpus import build_corpus
+    from audio_assets.replica.server import ReplicaServer
+    from audio_assets.replica.stash_emulator import StashEmulator
+
+    corpus = build_corpus()
+    media_dir = data_root / "cache" / "replica_media"
+    videos = data_root / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        replica = stack.enter_context(ReplicaServer(corpus, media_dir, port=replica_port))
+        emulator_kwargs = {}
+        state_file = data_root / "cache" / "stash_emulator_state.json"
+        if "state_file" in StashEmulator.__init__.__code__.co_varnames:
+            emulator_kwargs["state_file"] = state_file
+        stash = stack.enter_context(StashEmulator(videos, port=stash_port, **emulator_kwargs))
+        env = {
+            "AUDIO_ASSETS_DATA": str(data_root),
+            "AUDIO_ASSETS_HOST_MAP": replica.host_map_env(),
+            "STASH_URL": stash.url,
+            "AUDIO_ASSETS_RATE_PER_HOST": os.environ.get("AUDIO_ASSETS_RATE_PER_HOST", "50"),
+        }
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield corpus, replica, stash, env
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def summary(data_root: Path, stash_url: str | None = None) -> dict:
+    from audio_assets.warehouse import Warehouse
+
+    wh = Warehouse(data_root)
+    out: dict = {}
+
+    def count(table: str, where: str = "") -> int:
+        try:
+            return wh.query(f'SELECT count(*) FROM "{table}" {where}')[0][0]
+        except Exception:  # noqa: BLE001 - table not built yet
+            return 0
+
+    out["posts"] = count("reddit_posts")
+    out["audios"] = count("audio_files", "WHERE status = 'ok'")
+    out["audio_links"] = count("audio_files")
+    out["scripts"] = count("scripts", "WHERE status = 'ok'")
+    out["releases"] = count("releases")
+    out["variants"] = count("release_variants")
+    out["videos"] = count("rendered_videos", "WHERE status = 'ok'")
+    out["performers"] = count("performers")
+    if stash_url:
+        from audio_assets.stash.client import StashClient
+
+        with StashClient(stash_url, os.environ.get("STASH_API_KEY") or None) as c:
+            for op, root in (("FindScenes", "findScenes"), ("FindPerformers", "findPerformers"), ("FindGroups", "findGroups"),
+                             ("FindTags", "findTags")):
+                out[f"stash_{root.removeprefix('find').lower()}"] = c.execute(op, {"filter": {"per_page": 0}})[root]["count"]
+    return out
+
+
+def cmd_demo(args) -> int:
+    import dagster as dg
+
+    from audio_assets.definitions import PipelineResource
+    from audio_assets.runner import run_pipeline
+
+    data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
+    os.environ.setdefault("DAGSTER_HOME", str(data_root / "dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    with local_world(data_root) as (corpus, replica, stash, _env):
+        days = corpus.days[: args.days] if args.days else corpus.days
+        _print(f"replica on {replica.base_url}, Stash emulator on {stash.url}")
+        _print(f"materialising {len(days)} days ({days[0]} .. {days[-1]}) as a single-run backfill ...")
+        with dg.DagsterInstance.get() as instance:
+            result = run_pipeline(days[0], days[-1], pipeline=PipelineResource(), instance=instance)
+        s = summary(data_root, stash.url)
+        _print("")
+        _print("audio_assets demo summary")
+        for key, value in s.items():
+            _print(f"  {key:<18} {value}")
+        _print(f"  stash mutations    {stash.mutation_count} this run")
+        if result.failed_checks:
+            _print(f"asset checks failed: {', '.join(result.failed_checks)}")
+            return 1
+        _print("all asset checks passed")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
+    os.environ.setdefault("DAGSTER_HOME", str(data_root / "dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    with local_world(data_root, stash_port=args.stash_port, replica_port=args.replica_port) as (_c, replica, stash, env):
+        _print(f"replica: {replica.base_url}   Stash emulator: {stash.url}")
+        for k, v in env.items():
+            _print(f"  {k}={v}")
+        _print(f"Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops everything)")
+        root = Path(__file__).resolve().parent.parent
+        try:
+            return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"),
+                                    "-h", "127.0.0.1", "-p", str(args.port)], cwd=root)
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_analyze(args) -> int:
+    from audio_assets.analysis import analyse_post
+    from audio_assets.platforms.reddit import parse_listing
+
+    text = sys.stdin.read() if args.file in (None, "-") else Path(args.file).read_text()
+    doc = json.loads(text)
+    posts = parse_listing(doc)
+    results = []
+    for data in posts:
+        a = analyse_post(post_id=str(data.get("id", "")), title=data.get("title"), body=data.get("selftext"),
+                         author=data.get("author") if data.get("author") != "[deleted]" else None,
+                         flair=data.get("link_flair_text"))
+        d = a.as_dict()
+        results.append({k: d[k] for k in ("clean_title", "tags", "audiences", "kind", "performers", "scribe", "credits",
+                                          "private_fill", "audio_links", "script_links", "variant_hints")}
+                       | {"other_credits": d["credits"]})
+    is_listing = isinstance(doc, list) or (isinstance(doc, dict) and doc.get("kind") == "Listing")
+    print(json.dumps(results if is_listing else (results[0] if results else None), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_render(args) -> int:
+    from audio_assets import media
+
+    data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
+    r = media.render(Path(args.audio), Path(args.image), Path(args.out), cache_dir=data_root / "cache" / "stills",
+                     metadata={"title": args.title} if args.title else None)
+    _print(f"{r.path}: {r.duration_s:.2f}s (audio {r.audio_duration_s:.2f}s), {r.video_codec}+{r.audio_codec}, "
+           f"{r.settings}, {r.seconds:.2f}s")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
+    print(json.dumps(summary(data_root, os.environ.get("STASH_URL") if args.stash else None), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="audio-assets", description="GWA releases into an organised Stash library")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="run the whole pipeline offline against the bundled replica and Stash emulator")
+    p.add_argument("--days", type=int, default=None, help="only the first N days of the sample corpus")
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("ui", help="start the replica, the Stash emulator and `dagster dev` wired to them")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--replica-port", type=int, default=8100)
+    p.add_argument("--stash-port", type=int, default=9999)
+    p.set_defaults(fn=cmd_ui)
+    p = sub.add_parser("analyze", help="analyse a Reddit post JSON (t3 object, its data, or a listing) from FILE or stdin")
+    p.add_argument("file", nargs="?", default="-")
+    p.set_defaults(fn=cmd_analyze)
+    p = sub.add_parser("render", help="wrap one audio file as an mp4 with a still image")
+    p.add_argument("--audio", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--title")
+    p.set_defaults(fn=cmd_render)
+    p = sub.add_parser("summary", help="counts of every layer (and of Stash with --stash)")
+    p.add_argument("--stash", action="store_true")
+    p.set_defaults(fn=cmd_summary)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

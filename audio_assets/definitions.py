@@ -1,0 +1,386 @@
+"""Dagster definitions: thin assets, checks and sensors over the plain modules."""
+
+
+import json
+import os
+
+import dagster as dg
+import polars as pl
+
+from audio_assets import gwasi_watch, media
+from audio_assets.http_client import PoliteClient
+from audio_assets.layers import releases as releases_layer
+from audio_assets.layers import rendering, sources
+from audio_assets.platforms import gwasi
+from audio_assets.settings import Settings, load_settings, parse_host_map
+from audio_assets.stash.client import StashClient
+from audio_assets.stash.sync import StashSync, desired_scenes, sync_frame
+from audio_assets.warehouse import Warehouse
+
+START_DATE = os.environ.get("AUDIO_ASSETS_START_DATE", "2014-01-01")
+daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
+DAILY = {"partitions_def": daily_partitions, "backfill_policy": dg.BackfillPolicy.single_run()}
+
+#: follow the upstream partition that changed (no "latest window only", no history sweep)
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follow upstream")
+#: releases reads every day: any updated day re-aggregates it (missing days are normal)
+FOLLOW_ANY_DAY = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follow any updated day")
+
+
+class PipelineResource(dg.ConfigurableResource):
+    """Settings for every layer. Unset fields come from the environment (see settings.py);
+    secrets (STASH_API_KEY, REDDIT_*) are read from the environment only, never config."""
+
+    data_root: str | None = None
+    host_map: str | None = None
+    stash_url: str | None = None
+    stash_library_path: str | None = None
+
+    def settings(self) -> Settings:
+        s = load_settings()
+        changes = {}
+        if self.data_root:
+            from pathlib import Path
+
+            changes["data_root"] = Path(self.data_root).resolve()
+        if self.host_map:
+            changes["host_map"] = {**s.host_map, **parse_host_map(self.host_map)}
+        if self.stash_url:
+            changes["stash_url"] = self.stash_url
+        if self.stash_library_path:
+            changes["stash_library_path"] = self.stash_library_path
+        from dataclasses import replace
+
+        return replace(s, **changes)
+
+    def http(self) -> PoliteClient:
+        return PoliteClient(self.settings())
+
+    def stash(self) -> StashClient:
+        return StashClient(self.settings().stash_url, os.environ.get("STASH_API_KEY") or None)
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.settings().data_root)
+
+
+def _md_preview(df: pl.DataFrame, columns: list[str], n: int = 10) -> dg.MetadataValue:
+    cols = [c for c in columns if c in df.columns]
+    if not df.height or not cols:
+        return dg.MetadataValue.md("_no rows_")
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.select(cols).head(n).iter_rows():
+        cells = [str(v if v is not None else "").replace("|", "\\|").replace("\n", " ")[:60] for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _status_counts(df: pl.DataFrame) -> dict:
+    if not df.height or "status" not in df.columns:
+        return {}
+    return {str(k): int(v) for k, v in df.group_by("status").len().sort("status").iter_rows()}
+
+
+def _result(df: pl.DataFrame, preview: list[str], **extra) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(df.height),
+        "rows_by_status": dg.MetadataValue.json(_status_counts(df)),
+        "preview": _md_preview(df, preview),
+        **extra,
+    })
+
+
+def _frame_or_empty(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:
+    return df if df is not None else pl.DataFrame(schema=schema)
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+@dg.asset(group_name="sources", description="GWASI's index of r/gonewildaudio posts, decoded: one row per post "
+          "(post id, author, flair, title, created, score, duration or script words, extra), by post date (UTC).", **DAILY)
+def gwasi_index(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    settings, days = pipeline.settings(), context.partition_keys
+    with pipeline.http() as client:
+        snapshot = sources.fetch_gwasi_snapshot(settings, client)
+        requests = client.total_requests()
+    df = sources.build_gwasi_index(snapshot, days)
+    pipeline.warehouse().replace_partitions("gwasi_index", df, partition_column="post_date", partitions=days)
+    return _result(df, ["post_date", "post_id", "author", "flair", "title", "duration_s", "script_words"],
+                   base_version=snapshot.base_version, days=len(days), http_requests=requests)
+
+
+@dg.asset(group_name="sources", deps=[gwasi_index], automation_condition=FOLLOW_UPSTREAM,
+          description="The full Reddit post for each GWASI entry (body, flair, author, deleted/removed state), read "
+          "100 posts per request; posts Reddit no longer returns keep GWASI's data (source column).", **DAILY)
+def reddit_posts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, days = pipeline.warehouse(), context.partition_keys
+    g = _frame_or_empty(wh.read("gwasi_index", days), sources.GWASI_SCHEMA)
+    with pipeline.http() as client:
+        df = sources.build_reddit_posts(pipeline.settings(), client, g)
+        requests = client.total_requests()
+    wh.replace_partitions("reddit_posts", df, partition_column="post_date", partitions=days)
+    return _result(df, ["post_date", "post_id", "author", "title", "status", "source"], reddit_requests=requests)
+
+
+@dg.asset(group_name="sources", deps=[reddit_posts], automation_condition=FOLLOW_UPSTREAM,
+          description="Per post: clean title, tags, audiences, kind, performers, scribe, credits, private fill, and "
+          "links by platform and role with variant hints. Deterministic, no LLM.", **DAILY)
+def post_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, days = pipeline.warehouse(), context.partition_keys
+    posts = _frame_or_empty(wh.read("reddit_posts", days), sources.REDDIT_SCHEMA)
+    g = _frame_or_empty(wh.read("gwasi_index", days), sources.GWASI_SCHEMA)
+    df = sources.build_post_analysis(posts, g)
+    wh.replace_partitions("post_analysis", df, partition_column="post_date", partitions=days)
+    kinds = {str(k): int(v) for k, v in df.group_by("kind").len().iter_rows()} if df.height else {}
+    return _result(df, ["post_date", "post_id", "kind", "audiences", "performers", "scribe"], kinds=dg.MetadataValue.json(kinds))
+
+
+@dg.asset(group_name="media", deps=[post_analysis], automation_condition=FOLLOW_UPSTREAM,
+          description="One row per audio link: platform ids, URLs, the downloaded file (data/audio/<platform>/), bytes, "
+          "sha256, duration, codec, chromaprint fingerprint, status and error. HotAudio: metadata only.", **DAILY)
+def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, days = pipeline.warehouse(), context.partition_keys
+    a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
+    with pipeline.http() as client:
+        df = sources.build_audio_files(pipeline.settings(), client, a)
+    wh.replace_partitions("audio_files", df, partition_column="post_date", partitions=days)
+    return _result(df, ["post_date", "post_id", "platform", "platform_id", "duration_s", "status"],
+                   bytes=int(df.get_column("bytes").fill_null(0).sum()) if df.height else 0)
+
+
+@dg.asset(group_name="media", deps=[post_analysis], automation_condition=FOLLOW_UPSTREAM,
+          description="Scripts linked from posts: scriptbin.works texts saved under data/scripts/scriptbin/, links to "
+          "Reddit script offers, and private fills marked.", **DAILY)
+def scripts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, days = pipeline.warehouse(), context.partition_keys
+    a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
+    with pipeline.http() as client:
+        df = sources.build_scripts(pipeline.settings(), client, a)
+    wh.replace_partitions("scripts", df, partition_column="post_date", partitions=days)
+    return _result(df, ["post_date", "post_id", "platform", "title", "author", "word_count", "status"])
+
+
+@dg.asset(group_name="media", deps=[post_analysis, audio_files], automation_condition=FOLLOW_UPSTREAM,
+          description="Images linked from posts and platforms (whyp.it artwork), saved under data/artwork/.", **DAILY)
+def artwork(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, days = pipeline.warehouse(), context.partition_keys
+    a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
+    au = _frame_or_empty(wh.read("audio_files", days), sources.AUDIO_SCHEMA)
+    with pipeline.http() as client:
+        df = sources.build_artwork(pipeline.settings(), client, a, au)
+    wh.replace_partitions("artwork", df, partition_column="post_date", partitions=days)
+    return _result(df, ["post_date", "post_id", "url", "width", "height", "status"])
+
+
+# -- releases -----------------------------------------------------------------------------------
+
+@dg.asset(group_name="releases", deps=[post_analysis, audio_files, scripts, artwork], automation_condition=FOLLOW_ANY_DAY,
+          description="Releases over every day: posts of one performance, its audio variants (mirrors grouped by "
+          "acoustic fingerprint), performers, scribe and script. Also writes release_variants, performers and "
+          "data/releases/release_db.json.")
+def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, settings = pipeline.warehouse(), pipeline.settings()
+    a = _frame_or_empty(wh.read("post_analysis"), sources.ANALYSIS_SCHEMA)
+    au = _frame_or_empty(wh.read("audio_files"), sources.AUDIO_SCHEMA)
+    old = wh.read("releases")
+    rel, var, perf = releases_layer.aggregate(a, au, wh.read("scripts"), wh.read("artwork"))
+    wh.replace_table("releases", rel)
+    wh.replace_table("release_variants", var)
+    wh.replace_table("performers", perf)
+    releases_layer.export_release_db(settings.release_db_path, rel, var, perf)
+    changed = releases_layer.changed_release_days(old, rel)
+    context.log.info(f"{rel.height} releases, {var.height} variants; release days changed: {len(changed)}")
+    return _result(rel, ["release_id", "release_date", "title", "performers", "variant_count", "status"],
+                   variants=var.height, performers=perf.height,
+                   changed_release_days=dg.MetadataValue.json(changed))
+
+
+# -- stash --------------------------------------------------------------------------------------
+
+@dg.asset(group_name="stash", deps=[releases],
+          description="Each audio variant wrapped as an mp4 (real h264 still-image stream from the artwork or a title "
+          "card, audio copied) under data/videos/, by release date.", **DAILY)
+def rendered_videos(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, settings, days = pipeline.warehouse(), pipeline.settings(), context.partition_keys
+    rel = _frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA).filter(pl.col("release_date").is_in(days))
+    var = _frame_or_empty(wh.read("release_variants"), releases_layer.VARIANT_SCHEMA).filter(pl.col("release_date").is_in(days))
+    df = rendering.build_rendered_videos(settings, rel, var, wh.read("rendered_videos", days))
+    wh.replace_partitions("rendered_videos", df, partition_column="release_date", partitions=days)
+    rendered = int(df.get_column("rendered").fill_null(False).sum()) if df.height else 0
+    return _result(df, ["release_date", "variant_id", "video_path", "duration_s", "status"], newly_rendered=rendered)
+
+
+@dg.asset(group_name="stash", deps=[rendered_videos], automation_condition=FOLLOW_UPSTREAM,
+          description="Stash scenes for the rendered videos: scan, then one scene per variant with performers, tags, "
+          "studio and a group per multi-variant release. The sync state (Stash ids, hash of what was written).", **DAILY)
+def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh, settings, days = pipeline.warehouse(), pipeline.settings(), context.partition_keys
+    rel = _frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA)
+    var = _frame_or_empty(wh.read("release_variants"), releases_layer.VARIANT_SCHEMA)
+    perf = _frame_or_empty(wh.read("performers"), releases_layer.PERFORMER_SCHEMA)
+    videos = _frame_or_empty(wh.read("rendered_videos", days), rendering.VIDEO_SCHEMA)
+    wants = desired_scenes(settings, rel, var, videos, perf)
+    with pipeline.stash() as client:
+        library_root = settings.stash_library_path or str(settings.videos_dir.resolve())
+        rows = StashSync(client, library_root=library_root).run(wants)
+        mutations, requests = client.mutations, client.requests
+    df = sync_frame(rows)
+    wh.replace_partitions("stash_scenes", df, partition_column="release_date", partitions=days)
+    actions = {str(k): int(v) for k, v in df.group_by("action").len().iter_rows()} if df.height else {}
+    return _result(df, ["release_date", "variant_id", "scene_id", "action", "status"], stash_mutations=mutations,
+                   stash_requests=requests, actions=dg.MetadataValue.json(actions))
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+@dg.asset_check(asset=gwasi_index, description="No post id appears twice in the index.")
+def gwasi_no_duplicate_post_ids(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    df = pipeline.warehouse().read("gwasi_index")
+    dups = 0 if df is None else df.filter(pl.col("post_id").is_not_null()).group_by("post_id").len().filter(pl.col("len") > 1).height
+    invalid = 0 if df is None else df.filter(pl.col("status") != "ok").height
+    return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_post_ids": dups, "invalid_entries": invalid})
+
+
+@dg.asset_check(asset=releases, description="Every release has a playable audio, or a status saying why not; "
+                "no audio belongs to two releases.")
+def releases_have_audio(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    wh = pipeline.warehouse()
+    rel, var = wh.read("releases"), wh.read("release_variants")
+    if rel is None or var is None:
+        return dg.AssetCheckResult(passed=True, metadata={"releases": 0})
+    unexplained = rel.filter((pl.col("status") != "ok") & pl.col("status_reason").is_null()).height
+    no_audio = rel.filter(pl.col("status") != "ok").height
+    shared = var.filter(pl.col("audio_sha256").is_not_null()).group_by("audio_sha256").agg(pl.col("release_id").n_unique()).filter(pl.col("release_id") > 1).height
+    return dg.AssetCheckResult(passed=unexplained == 0 and shared == 0, metadata={
+        "releases": rel.height, "without_audio": no_audio, "without_audio_unexplained": unexplained,
+        "audio_in_two_releases": shared})
+
+
+@dg.asset_check(asset=audio_files, description="Every downloaded audio file exists and decodes with ffmpeg "
+                "(the newest 500 files per check run).")
+def audio_files_decode(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    settings = pipeline.settings()
+    df = pipeline.warehouse().read("audio_files")
+    if df is None:
+        return dg.AssetCheckResult(passed=True, metadata={"checked": 0})
+    ok = df.filter(pl.col("status") == "ok").unique("local_path").sort("post_date", descending=True).head(500)
+    bad = []
+    for path in ok.get_column("local_path").to_list():
+        result = media.check_audio(settings.data_root / path)
+        if not result.ok:
+            bad.append(f"{path}: {result.error}")
+    return dg.AssetCheckResult(passed=not bad, metadata={"checked": ok.height, "failed": len(bad),
+                                                         "failures": dg.MetadataValue.json(bad[:20])})
+
+
+@dg.asset_check(asset=rendered_videos, description="Every mp4 exists and its duration equals its audio's within 0.5 s.")
+def rendered_duration_matches_audio(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    settings = pipeline.settings()
+    df = pipeline.warehouse().read("rendered_videos")
+    if df is None:
+        return dg.AssetCheckResult(passed=True, metadata={"videos": 0})
+    ok = df.filter(pl.col("status") == "ok")
+    off = ok.filter((pl.col("duration_s") - pl.col("audio_duration_s")).abs() > 0.5).height
+    missing = sum(1 for p in ok.get_column("video_path").to_list() if not (settings.data_root / p).exists())
+    return dg.AssetCheckResult(passed=off == 0 and missing == 0,
+                               metadata={"videos": ok.height, "duration_off": off, "missing_files": missing})
+
+
+@dg.asset_check(asset=stash_scenes, description="Stash holds a scene for every rendered video (exact path).")
+def stash_has_scene_for_every_video(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    settings = pipeline.settings()
+    videos = pipeline.warehouse().read("rendered_videos")
+    if videos is None:
+        return dg.AssetCheckResult(passed=True, metadata={"videos": 0})
+    wanted = {settings.stash_path_for(settings.data_root / p) for p in videos.filter(pl.col("status") == "ok").get_column("video_path").to_list()}
+    root = settings.stash_library_path or str(settings.videos_dir.resolve())
+    with pipeline.stash() as client:
+        scenes = client.find_all("FindScenes", "findScenes", "scenes", {"scene_filter": {"path": {"value": root, "modifier": "INCLUDES"}}})
+    held = {f["path"] for s in scenes for f in s["files"]}
+    missing = sorted(wanted - held)
+    return dg.AssetCheckResult(passed=not missing, metadata={"videos": len(wanted), "scenes": len(scenes),
+                                                             "missing": dg.MetadataValue.json(missing[:20])})
+
+
+# -- sensors ------------------------------------------------------------------------------------
+
+@dg.sensor(target=[gwasi_index], minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Polls GWASI's delta.json and requests gwasi_index runs for the days whose posts were "
+           "added, changed or removed. Downstream layers follow by declarative automation.")
+def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
+    settings = pipeline.settings()
+    wh = pipeline.warehouse()
+    with pipeline.http() as client:
+        delta = gwasi.fetch_delta(client, settings.gwasi_base_url)
+
+        def load_snapshot(d: dict):
+            return gwasi.fetch_snapshot(client, settings.gwasi_base_url, cache_dir=settings.gwasi_dir, delta=d)
+
+        def days_of_posts(ids: list[str]) -> dict[str, str]:
+            if not wh.db_path.exists():
+                return {}
+            try:
+                rows = wh.query("SELECT post_id, post_date FROM gwasi_index WHERE post_id IN (SELECT unnest(?))", [ids])
+            except Exception:  # noqa: BLE001 - no table yet
+                return {}
+            return dict(rows)
+
+        result = gwasi_watch.check(delta, context.cursor, load_snapshot=load_snapshot, days_of_posts=days_of_posts)
+    valid_days = set(daily_partitions.get_partition_keys())
+    requests = [dg.RunRequest(run_key=f"gwasi:{day}:{result.digests.get(day)}", partition_key=day)
+                for day in result.changed_days if day in valid_days]
+    context.update_cursor(result.cursor)
+    if not requests:
+        return dg.SkipReason("GWASI delta unchanged")
+    return requests
+
+
+@dg.asset_sensor(asset_key=dg.AssetKey("releases"), job_name="render_and_sync", default_status=dg.DefaultSensorStatus.STOPPED,
+                 description="After releases re-aggregate, renders and syncs only the release days whose releases changed.")
+def releases_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    mat = asset_event.asset_materialization
+    changed = mat.metadata.get("changed_release_days") if mat else None
+    days = list(changed.value) if changed is not None else []
+    valid = set(daily_partitions.get_partition_keys())
+    for day in days:
+        if day in valid:
+            yield dg.RunRequest(run_key=f"render:{day}:{asset_event.storage_id}", partition_key=day)
+
+
+render_and_sync = dg.define_asset_job("render_and_sync", selection=[rendered_videos, stash_scenes],
+                                      partitions_def=daily_partitions)
+daily_sources_job = dg.define_asset_job("daily_sources", selection=[gwasi_index, reddit_posts, post_analysis, audio_files,
+                                                                     scripts, artwork], partitions_def=daily_partitions)
+releases_job = dg.define_asset_job("build_releases", selection=[releases])
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
+ALL_ASSETS = [gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork, releases, rendered_videos, stash_scenes]
+ALL_CHECKS = [gwasi_no_duplicate_post_ids, releases_have_audio, audio_files_decode, rendered_duration_matches_audio,
+              stash_has_scene_for_every_video]
+
+
+def build_definitions(pipeline: PipelineResource | None = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        sensors=[gwasi_sensor, releases_changed_sensor, automation_sensor],
+        jobs=[render_and_sync, daily_sources_job, releases_job],
+        resources={"pipeline": pipeline or PipelineResource()},
+    )
+
+
+defs = build_definitions()
+
+__all__ = ["defs", "build_definitions", "PipelineResource", "daily_partitions", "json"]

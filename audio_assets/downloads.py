@@ -1,0 +1,149 @@
+"""Downloads that survive interruptions and never leave a partial file in place.
+
+A file streams to ``<name>.part``; an interrupted download resumes with HTTP Range;
+only after its size (and, by the caller, its decode) checks does it get its real name.
+A file already held is never fetched again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from audio_assets.http_client import FetchError, PoliteClient
+
+CHUNK = 1 << 16
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class DownloadError(RuntimeError):
+    pass
+
+
+def safe_name(name: str | None, *, max_len: int = 80, fallback: str = "unnamed") -> str:
+    """A file or folder name from outside text: no separators, no '..', no NUL, capped length."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode("ascii")
+    text = _UNSAFE.sub("-", text).strip("-._")
+    text = re.sub(r"-{2,}", "-", text)[:max_len].strip("-._")
+    return text or fallback
+
+
+def within(root: Path, path: Path) -> Path:
+    """Refuse any path outside root."""
+    root_r, path_r = root.resolve(), path.resolve()
+    if root_r != path_r and root_r not in path_r.parents:
+        raise DownloadError(f"refusing to write outside the data root: {path}")
+    return path
+
+
+@dataclass
+class Downloaded:
+    path: Path
+    bytes: int
+    sha256: str
+    fetched: bool  # False when the file was already held
+    content_type: str | None = None
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(
+    client: PoliteClient,
+    url: str,
+    dest: Path,
+    *,
+    headers: dict | None = None,
+    max_bytes: int = 2 * 1024**3,
+    refresh_url: Callable[[], str] | None = None,
+    verify: Callable[[Path], str | None] | None = None,
+    min_free_bytes: int = 512 * 1024**2,
+    attempts: int = 4,
+) -> Downloaded:
+    """Fetch ``url`` into ``dest``. ``verify(part_path)`` returns an error text or None.
+
+    ``refresh_url`` gives a fresh signed URL when the host answers 403 (whyp.it's CDN)."""
+    if dest.exists():
+        return Downloaded(dest, dest.stat().st_size, _hash_file(dest), fetched=False)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(dest.parent).free < min_free_bytes:
+        raise DownloadError(f"less than {min_free_bytes // 1024**2} MiB free in {dest.parent}; free some space and re-run")
+    part = dest.with_name(dest.name + ".part")
+    last_error: Exception | None = None
+    content_type = None
+    for _attempt in range(attempts):
+        have = part.stat().st_size if part.exists() else 0
+        req_headers = dict(headers or {})
+        if have:
+            req_headers["Range"] = f"bytes={have}-"
+        try:
+            with client.stream("GET", url, headers=req_headers) as response:
+                content_type = response.headers.get("content-type")
+                if content_type and content_type.split(";")[0].strip() in ("text/html", "application/xhtml+xml"):
+                    raise DownloadError(f"{url} served a web page ({content_type}), not audio")
+                if have and response.status_code != 206:
+                    have = 0  # the server ignored Range: start over
+                total = None
+                if response.status_code == 206:
+                    m = re.match(r"bytes (\d+)-\d+/(\d+)", response.headers.get("content-range", ""))
+                    if m:
+                        total = int(m.group(2))
+                        if int(m.group(1)) != have:
+                            have = 0
+                elif response.headers.get("content-length"):
+                    total = int(response.headers["content-length"])
+                if total is not None and total > max_bytes:
+                    raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes")
+                mode = "ab" if have else "wb"
+                written = have
+                with open(part, mode) as f:
+                    for chunk in response.iter_bytes(CHUNK):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise DownloadError(f"{url} grew past the size cap of {max_bytes} bytes")
+                        f.write(chunk)
+                if total is not None and written != total:
+                    last_error = DownloadError(f"{url}: got {written} of {total} bytes")
+                    continue  # resume from what we have
+            if part.stat().st_size == 0:
+                part.unlink()
+                raise DownloadError(f"{url} served an empty (zero-byte) file")
+            break
+        except FetchError as exc:
+            last_error = exc
+            if exc.status == 403 and refresh_url is not None:
+                url = refresh_url()
+                continue
+            if exc.status == 416 and part.exists():
+                part.unlink()
+                continue
+            if exc.status is not None and exc.status < 500 and exc.status != 429:
+                raise
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
+        except (OSError, httpx.TransportError) as exc:  # truncated body, reset connection
+            last_error = exc
+    else:
+        raise DownloadError(f"{url}: download did not complete after {attempts} attempts: {last_error}")
+    if verify is not None:
+        problem = verify(part)
+        if problem:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{url}: downloaded file failed its check: {problem}")
+    digest = _hash_file(part)
+    size = part.stat().st_size
+    os.replace(part, dest)
+    return Downloaded(dest, size, digest, fetched=True, content_type=content_type)

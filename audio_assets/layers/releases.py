@@ -1,0 +1,297 @@
+"""Aggregation: posts and audio become releases, variants and mirrors.
+
+A release is one performance of one work. Posts that share an audio (by acoustic
+fingerprint or by the host's own id) are one release; within a release, audio files
+with the same recording (fingerprint and duration) are one variant with several
+sources (mirrors); different recordings are variants labelled from link text and tags.
+Ids derive from content (post ids and audio identities), never from run order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from audio_assets.layers.sources import B, F, I, S, frame  # noqa: E741
+from audio_assets.media import fingerprint_similarity
+
+SAME_RECORDING_SIMILARITY = 0.85
+SAME_RECORDING_MAX_DURATION_DIFF_S = 1.5
+RELEASE_KINDS_EXCLUDED = {"script_offer", "verification", "request"}
+PLATFORM_PREFERENCE = {"whypit": 0, "soundgasm": 1, "patreon": 2, "hotaudio": 8, "pornhub": 9}
+
+RELEASE_SCHEMA = {
+    "release_id": S, "release_date": S, "title": S, "post_ids": S, "primary_post_id": S, "post_urls": S,
+    "performers": S, "scribe": S, "credits": S, "script_urls": S, "script_offer_post_id": S, "script_text_path": S,
+    "private_fill": B, "kind": S, "audiences": S, "tags": S, "content_tags": S, "artwork_path": S,
+    "variant_count": I, "source_urls": S, "status": S, "status_reason": S, "content_hash": S,
+}
+VARIANT_SCHEMA = {
+    "release_id": S, "variant_id": S, "release_date": S, "variant_index": I, "label": S, "audience": S,
+    "audio_path": S, "audio_sha256": S, "duration_s": F, "codec": S, "source_urls": S, "platform_ids": S,
+    "status": S,
+}
+PERFORMER_SCHEMA = {
+    "performer_id": S, "name": S, "aliases": S, "urls": S, "release_count": I, "roles": S,
+}
+
+
+class UnionFind:
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            lo, hi = sorted((ra, rb))
+            self.parent[hi] = lo
+
+
+@dataclass
+class _Variant:
+    sources: list[dict] = field(default_factory=list)
+
+    @property
+    def best(self) -> dict | None:
+        ok = [s for s in self.sources if s["status"] == "ok"]
+        if not ok:
+            return None
+        return sorted(ok, key=lambda s: (-(1 if s["codec"] == "flac" else 0), -(s["bit_rate_kbps"] or 0),
+                                        PLATFORM_PREFERENCE.get(s["platform"], 5), s["page_url"]))[0]
+
+
+def _same_recording(a: dict, b: dict) -> bool:
+    if a["sha256"] and a["sha256"] == b["sha256"]:
+        return True
+    if not a["fingerprint"] or not b["fingerprint"]:
+        return False
+    if a["duration_s"] and b["duration_s"] and abs(a["duration_s"] - b["duration_s"]) > SAME_RECORDING_MAX_DURATION_DIFF_S:
+        return False
+    return fingerprint_similarity(a["fingerprint"], b["fingerprint"]) >= SAME_RECORDING_SIMILARITY
+
+
+def _short_hash(*parts: str, n: int = 10) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
+
+
+def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame | None,
+              artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    posts = {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in ("ok", "deleted", "removed")}
+    audio_rows = [a for a in audio.iter_rows(named=True) if a["post_id"] in posts]
+
+    # 1. Posts sharing an audio are one release (reposts, Patreon early access).
+    uf = UnionFind()
+    for pid, p in posts.items():
+        if p["kind"] in RELEASE_KINDS_EXCLUDED:
+            continue
+        if json.loads(p["audio_links"] or "[]"):
+            uf.find(pid)
+    ok_audio = [a for a in audio_rows if a["status"] == "ok"]
+    by_identity: dict[str, str] = {}
+    for a in audio_rows:
+        if a["post_id"] not in uf.parent:
+            continue
+        for ident in filter(None, [a["sha256"], f"{a['platform']}:{a['platform_id']}" if a["platform_id"] else None,
+                                   a["page_url"].lower()]):
+            if ident in by_identity:
+                uf.union(by_identity[ident], a["post_id"])
+            else:
+                by_identity[ident] = a["post_id"]
+    for i, a in enumerate(ok_audio):
+        if a["post_id"] not in uf.parent:
+            continue
+        for b in ok_audio[i + 1:]:
+            if b["post_id"] in uf.parent and uf.find(a["post_id"]) != uf.find(b["post_id"]) and _same_recording(a, b):
+                uf.union(a["post_id"], b["post_id"])
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pid in uf.parent:
+        groups[uf.find(pid)].append(pid)
+
+    script_rows = list(scripts.iter_rows(named=True)) if scripts is not None else []
+    scripts_by_post: dict[str, list[dict]] = defaultdict(list)
+    for s in script_rows:
+        scripts_by_post[s["post_id"]].append(s)
+    art_by_post: dict[str, list[dict]] = defaultdict(list)
+    for a in artwork.iter_rows(named=True) if artwork is not None else []:
+        if a["status"] == "ok":
+            art_by_post[a["post_id"]].append(a)
+
+    releases, variants = [], []
+    performer_names: dict[str, dict] = {}
+    for member_ids in groups.values():
+        member_ids.sort(key=lambda p: (posts[p]["created_utc"] or 0, p))
+        first = posts[member_ids[0]]
+        release_id = "rel_" + member_ids[0]
+        my_audio = [a for a in audio_rows if a["post_id"] in member_ids]
+        # 2. Variants: cluster this release's audio by recording.
+        clusters: list[_Variant] = []
+        for a in sorted(my_audio, key=lambda a: (a["post_id"], a["link_index"])):
+            if a["status"] != "ok":
+                continue
+            for v in clusters:
+                if any(_same_recording(a, s) for s in v.sources):
+                    v.sources.append(a)
+                    break
+            else:
+                clusters.append(_Variant([a]))
+        # Non-downloadable sources (HotAudio pages, pornhub) attach to the only variant, else to the release.
+        extra_sources = [a for a in my_audio if a["status"] in ("metadata_only", "link_only")]
+        if len(clusters) == 1:
+            clusters[0].sources.extend(extra_sources)
+            extra_sources = []
+        audiences = json.loads(first["audiences"] or "[]")
+        for m in member_ids[1:]:
+            for aud in json.loads(posts[m]["audiences"] or "[]"):
+                if aud not in audiences:
+                    audiences.append(aud)
+        release_variants = []
+        for v in clusters:
+            best = v.best
+            hints = [s["variant_hint"] for s in v.sources if s["variant_hint"]]
+            label = hints[0] if hints else ""
+            release_variants.append((label, v, best))
+        if len(release_variants) == 1 and not release_variants[0][0]:
+            release_variants = [("", release_variants[0][1], release_variants[0][2])]
+        release_variants.sort(key=lambda t: (t[0] == "", t[2]["post_id"] if t[2] else "", t[2]["link_index"] if t[2] else 0))
+        for idx, (label, v, best) in enumerate(release_variants):
+            audience = label if label in audiences else (audiences[0] if len(audiences) == 1 else None)
+            identity = best["sha256"] if best else _short_hash(*sorted(s["page_url"] for s in v.sources))
+            variants.append({
+                "release_id": release_id, "variant_id": f"{release_id}_{identity[:10]}",
+                "release_date": first["post_date"], "variant_index": idx, "label": label, "audience": audience,
+                "audio_path": best["local_path"] if best else None, "audio_sha256": best["sha256"] if best else None,
+                "duration_s": best["duration_s"] if best else None, "codec": best["codec"] if best else None,
+                "source_urls": json.dumps(sorted({s["page_url"] for s in v.sources})),
+                "platform_ids": json.dumps(sorted({f"{s['platform']}:{s['platform_id']}" for s in v.sources if s["platform_id"]})),
+                "status": "ok" if best else "no_audio",
+            })
+        # 3. Credits.
+        performers: list[str] = []
+        for m in member_ids:
+            for name in json.loads(posts[m]["performers"] or "[]"):
+                if all(name.lower() != p.lower() for p in performers):
+                    performers.append(name)
+        scribe = next((posts[m]["scribe"] for m in member_ids if posts[m]["scribe"]), None)
+        my_scripts = [s for m in member_ids for s in scripts_by_post.get(m, [])]
+        script_urls = sorted({s["url"] for s in my_scripts if s["url"]})
+        offer = next((s["offer_post_id"] for s in my_scripts if s["offer_post_id"]), None)
+        text_path = next((s["text_path"] for s in my_scripts if s["text_path"]), None)
+        if scribe is None:
+            scribe = next((s["author"] for s in my_scripts if s["author"]), None)
+        art = next((a["local_path"] for m in member_ids for a in art_by_post.get(m, [])), None)
+        for name in performers:
+            rec = performer_names.setdefault(name.lower(), {"name": name, "aliases": set(), "urls": set(), "releases": set(), "roles": set()})
+            rec["releases"].add(release_id)
+            rec["roles"].add("voice")
+            rec["urls"].add(f"https://www.reddit.com/user/{name}")
+        for s in [s for v in clusters for s in v.sources] + extra_sources:
+            user = s.get("platform_user")
+            if user and user.lower() in performer_names and user != performer_names[user.lower()]["name"]:
+                performer_names[user.lower()]["aliases"].add(user)
+            if user and user.lower() in performer_names:
+                host = {"soundgasm": "https://soundgasm.net/u/", "hotaudio": "https://hotaudio.net/u/",
+                        "whypit": "https://whyp.it/users/"}.get(s["platform"])
+                if host and s["platform"] != "whypit":
+                    performer_names[user.lower()]["urls"].add(host + user)
+        if scribe:
+            rec = performer_names.setdefault(scribe.lower(), {"name": scribe, "aliases": set(), "urls": set(), "releases": set(), "roles": set()})
+            rec["roles"].add("scribe")
+            rec["urls"].add(f"https://www.reddit.com/user/{scribe}")
+        ok_variants = [v for v in variants if v["release_id"] == release_id and v["status"] == "ok"]
+        if ok_variants:
+            status, reason = "ok", None
+        elif any(a["platform"] == "hotaudio" for a in my_audio):
+            status, reason = "no_audio", "only on HotAudio, whose audio is encrypted; no other host found"
+        elif any(a["status"] == "not_found" for a in my_audio):
+            status, reason = "no_audio", "the audio was removed from its host (404)"
+        else:
+            status, reason = "no_audio", "no downloadable audio: " + "; ".join(sorted({a["error"] or a["status"] for a in my_audio}))[:500]
+        tags = []
+        content_tags = []
+        for m in member_ids:
+            for t in json.loads(posts[m]["tags"] or "[]"):
+                if t not in tags:
+                    tags.append(t)
+            for t in json.loads(posts[m]["content_tags"] or "[]"):
+                if t not in content_tags:
+                    content_tags.append(t)
+        credits = []
+        for m in member_ids:
+            for c in json.loads(posts[m]["credits"] or "[]"):
+                if c not in credits:
+                    credits.append(c)
+        row = {
+            "release_id": release_id, "release_date": first["post_date"], "title": first["clean_title"],
+            "post_ids": json.dumps(member_ids), "primary_post_id": member_ids[0],
+            "post_urls": json.dumps([f"https://www.reddit.com{posts[m]['permalink']}" for m in member_ids if posts[m]["permalink"]]),
+            "performers": json.dumps(performers), "scribe": scribe, "credits": json.dumps(credits),
+            "script_urls": json.dumps(script_urls), "script_offer_post_id": offer, "script_text_path": text_path,
+            "private_fill": any(posts[m]["private_fill"] for m in member_ids), "kind": first["kind"],
+            "audiences": json.dumps(audiences), "tags": json.dumps(tags), "content_tags": json.dumps(content_tags),
+            "artwork_path": art, "variant_count": len(release_variants),
+            "source_urls": json.dumps(sorted({a["page_url"] for a in my_audio})), "status": status,
+            "status_reason": reason,
+        }
+        row["content_hash"] = _short_hash(json.dumps(row, sort_keys=True),
+                                          json.dumps([v for v in variants if v["release_id"] == release_id], sort_keys=True), n=16)
+        releases.append(row)
+    releases.sort(key=lambda r: r["release_id"])
+    variants.sort(key=lambda v: (v["release_id"], v["variant_index"]))
+    perf_rows = [
+        {"performer_id": key, "name": rec["name"], "aliases": json.dumps(sorted(rec["aliases"])),
+         "urls": json.dumps(sorted(rec["urls"])), "release_count": len(rec["releases"]), "roles": json.dumps(sorted(rec["roles"]))}
+        for key, rec in sorted(performer_names.items())
+    ]
+    return frame(releases, RELEASE_SCHEMA), frame(variants, VARIANT_SCHEMA), frame(perf_rows, PERFORMER_SCHEMA)
+
+
+def export_release_db(path: Path, releases: pl.DataFrame, variants: pl.DataFrame, performers: pl.DataFrame) -> None:
+    """Write data/releases/release_db.json deterministically (sorted keys and rows)."""
+    json_cols = {"post_ids", "post_urls", "performers", "credits", "script_urls", "audiences", "tags", "content_tags",
+                 "source_urls", "platform_ids", "aliases", "urls", "roles"}
+
+    def decode(row: dict) -> dict:
+        return {k: (json.loads(v) if k in json_cols and isinstance(v, str) else v) for k, v in row.items()}
+
+    by_release: dict[str, list] = defaultdict(list)
+    for v in variants.iter_rows(named=True):
+        by_release[v["release_id"]].append(decode(v))
+    doc = {
+        "version": 1,
+        "releases": [{**decode(r), "variants": by_release.get(r["release_id"], [])} for r in releases.iter_rows(named=True)],
+        "performers": [decode(p) for p in performers.iter_rows(named=True)],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def changed_release_days(old: pl.DataFrame | None, new: pl.DataFrame) -> list[str]:
+    """Release dates whose releases were added, changed or removed since the last build."""
+    def index(df: pl.DataFrame | None) -> dict[str, tuple[str, str]]:
+        if df is None or not df.height:
+            return {}
+        return {r["release_id"]: (r["release_date"], r["content_hash"]) for r in df.iter_rows(named=True)}
+
+    a, b = index(old), index(new)
+    days = set()
+    for rid in set(a) | set(b):
+        if a.get(rid) != b.get(rid):
+            for side in (a.get(rid), b.get(rid)):
+                if side:
+                    days.add(side[0])
+    return sorted(days)
+
+

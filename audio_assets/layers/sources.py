@@ -1,0 +1,334 @@
+"""The source layers: gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork.
+
+Each builder takes settings, the shared HTTP client and the days to build, and returns
+a polars DataFrame for exactly those days. Bad input marks its row; it never raises."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import polars as pl
+
+from audio_assets import analysis, media
+from audio_assets.downloads import DownloadError, download, safe_name, within
+from audio_assets.http_client import FetchError, PoliteClient
+from audio_assets.platforms import gwasi, hotaudio, reddit, scriptbin, soundgasm, whypit
+from audio_assets.settings import Settings
+
+S, I, F, B = pl.Utf8, pl.Int64, pl.Float64, pl.Boolean  # noqa: E741
+
+GWASI_SCHEMA = {
+    "post_id": S, "subreddit": S, "author": S, "flair": S, "title": S, "created_utc": I, "post_date": S,
+    "score": I, "length": F, "duration_s": F, "script_words": I, "extra": S, "raw": S, "source": S,
+    "base_version": S, "status": S, "error": S,
+}
+REDDIT_SCHEMA = {
+    "post_id": S, "post_date": S, "subreddit": S, "author": S, "title": S, "body": S, "body_chars": I, "flair": S,
+    "created_utc": F, "permalink": S, "url": S, "score": I, "num_comments": I, "over_18": B, "is_deleted": B,
+    "is_removed": B, "removed_by_category": S, "crosspost_parent": S, "source": S, "status": S, "error": S,
+}
+ANALYSIS_SCHEMA = {
+    "post_id": S, "post_date": S, "author": S, "permalink": S, "created_utc": F, "clean_title": S, "tags": S,
+    "content_tags": S, "audiences": S, "kind": S, "performers": S, "scribe": S, "credits": S, "private_fill": B,
+    "audio_links": S, "script_links": S, "image_links": S, "other_links": S, "variant_hints": S, "status": S, "error": S,
+}
+AUDIO_SCHEMA = {
+    "post_id": S, "post_date": S, "link_index": I, "platform": S, "page_url": S, "link_label": S, "variant_hint": S,
+    "platform_id": S, "platform_user": S, "platform_title": S, "platform_description": S, "media_url": S,
+    "artwork_url": S, "local_path": S, "bytes": I, "sha256": S, "duration_s": F, "platform_duration_s": F,
+    "codec": S, "bit_rate_kbps": I, "fingerprint": S, "status": S, "error": S,
+}
+SCRIPT_SCHEMA = {
+    "post_id": S, "post_date": S, "url": S, "platform": S, "script_user": S, "slug": S, "title": S, "tags": S,
+    "audience": S, "author": S, "word_count": I, "text_path": S, "offer_post_id": S, "private_fill": B,
+    "status": S, "error": S,
+}
+ARTWORK_SCHEMA = {
+    "post_id": S, "post_date": S, "url": S, "source": S, "local_path": S, "bytes": I, "sha256": S, "width": I,
+    "height": I, "status": S, "error": S,
+}
+
+
+def frame(rows: list[dict], schema: dict) -> pl.DataFrame:
+    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
+
+
+def rel(settings: Settings, path: Path | None) -> str | None:
+    return None if path is None else path.resolve().relative_to(settings.data_root.resolve()).as_posix()
+
+
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+# -- gwasi_index -----------------------------------------------------------------------------
+
+def fetch_gwasi_snapshot(settings: Settings, client: PoliteClient) -> gwasi.GwasiSnapshot:
+    return gwasi.fetch_snapshot(client, settings.gwasi_base_url, cache_dir=settings.gwasi_dir)
+
+
+def build_gwasi_index(snapshot: gwasi.GwasiSnapshot, days: list[str]) -> pl.DataFrame:
+    rows = []
+    seen: set[str] = set()
+    for e in snapshot.for_days(days):
+        row = asdict(e)
+        row["base_version"] = snapshot.base_version
+        if e.status == "ok":
+            seen.add(e.post_id)
+        rows.append(row)
+    # Invalid entries with no date cannot be placed in a day; they are reported by the sensor/import.
+    return frame([r for r in rows if r["post_date"] in set(days)], GWASI_SCHEMA)
+
+
+# -- reddit_posts ----------------------------------------------------------------------------
+
+def build_reddit_posts(settings: Settings, client: PoliteClient, gwasi_rows: pl.DataFrame) -> pl.DataFrame:
+    ok = gwasi_rows.filter(pl.col("status") == "ok")
+    ids = ok.get_column("post_id").to_list()
+    by_id = {r["post_id"]: r for r in ok.iter_rows(named=True)}
+    creds = reddit.praw_credentials()
+    if creds:
+        found, source = reddit.fetch_posts_praw(client, ids, creds), "api"
+    else:
+        found, source = reddit.fetch_posts_json(client, ids), "json"
+    rows = []
+    for pid in ids:
+        data = found.get(pid)
+        if data is None:
+            rows.append(reddit.missing_post(pid, by_id[pid]).as_row())
+            continue
+        try:
+            post = reddit.parse_post(data, source=source)
+            # The partition is GWASI's post date; Reddit's own date is kept when it agrees.
+            post.post_date = by_id[pid]["post_date"]
+            if post.title is None:
+                post.title = by_id[pid]["title"]
+            rows.append(post.as_row())
+        except (ValueError, TypeError, KeyError) as exc:
+            row = reddit.missing_post(pid, by_id[pid]).as_row()
+            row.update(status="invalid", error=f"Reddit answer for {pid} could not be read: {_err(exc)}")
+            rows.append(row)
+    return frame(rows, REDDIT_SCHEMA)
+
+
+# -- post_analysis ---------------------------------------------------------------------------
+
+def build_post_analysis(reddit_rows: pl.DataFrame, gwasi_rows: pl.DataFrame) -> pl.DataFrame:
+    extra = {r["post_id"]: r for r in gwasi_rows.iter_rows(named=True)}
+    out = []
+    for r in reddit_rows.iter_rows(named=True):
+        g = extra.get(r["post_id"]) or {}
+        base = {"post_id": r["post_id"], "post_date": r["post_date"], "author": r["author"] or g.get("author"),
+                "permalink": r["permalink"], "created_utc": r["created_utc"]}
+        try:
+            a = analysis.analyse_post(
+                post_id=r["post_id"], title=r["title"] or g.get("title"), body=r["body"],
+                author=r["author"] or g.get("author"), flair=r["flair"] or g.get("flair"), extra=g.get("extra"),
+            )
+            d = a.as_dict()
+            row = {**base, **{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in d.items() if k != "post_id"}}
+            row["status"] = "ok" if r["status"] in ("ok", "missing") else r["status"]
+            row["error"] = None
+        except Exception as exc:  # noqa: BLE001 - bad input marks its row
+            row = {**base, "status": "invalid", "error": f"analysis failed for post {r['post_id']}: {_err(exc)}"}
+        out.append(row)
+    return frame(out, ANALYSIS_SCHEMA)
+
+
+# -- audio_files -----------------------------------------------------------------------------
+
+def _verify_audio(expected: float | None):
+    def check(path: Path) -> str | None:
+        result = media.check_audio(path, expected_duration_s=expected)
+        return None if result.ok else result.error
+    return check
+
+
+def fetch_audio(settings: Settings, client: PoliteClient, link: dict) -> dict:
+    """Resolve one audio link and download it. Returns an AUDIO_SCHEMA row (never raises)."""
+    platform, url = link["platform"], link["url"]
+    row = {"platform": platform, "page_url": url, "link_label": link.get("label"), "variant_hint": link.get("variant")}
+    try:
+        if platform == "soundgasm":
+            page = soundgasm.resolve(client, url)
+            row.update(page_url=page.page_url, platform_id=page.audio_id, platform_user=page.user,
+                       platform_title=page.title, platform_description=page.description, media_url=page.media_url)
+            ext = Path(urlsplit(page.media_url).path).suffix or ".m4a"
+            dest = settings.audio_dir("soundgasm") / safe_name(page.user) / f"{safe_name(page.slug)}-{page.audio_id[:10]}{ext}"
+            got = download(client, page.media_url, within(settings.data_root, dest), max_bytes=settings.max_audio_bytes,
+                           verify=_verify_audio(None))
+        elif platform == "whypit":
+            track = whypit.resolve(client, url)
+            media_url = track.best_media_url
+            if not media_url:
+                raise DownloadError(f"whyp.it track {track.track_id} offers no media URL")
+            row.update(platform_id=str(track.track_id), platform_user=track.user, platform_title=track.title,
+                       platform_description=track.description, media_url=media_url.split("?")[0],
+                       platform_duration_s=track.duration_s, artwork_url=track.artwork_url)
+            ext = Path(urlsplit(media_url).path).suffix or ".mp3"
+            dest = settings.audio_dir("whypit") / safe_name(track.user) / f"{track.track_id}-{safe_name(track.slug)}{ext}"
+
+            def refresh() -> str:
+                fresh = whypit.resolve(client, url)
+                return fresh.best_media_url or media_url
+
+            got = download(client, media_url, within(settings.data_root, dest), headers=whypit.CDN_HEADERS,
+                           max_bytes=settings.max_audio_bytes, refresh_url=refresh,
+                           verify=_verify_audio(track.duration_s))
+        elif platform == "hotaudio":
+            page = hotaudio.resolve(client, url)
+            row.update(platform_id=f"{page.user}/{page.slug}", platform_user=page.user, platform_title=page.title,
+                       platform_description=page.description, platform_duration_s=page.length_s,
+                       status="metadata_only",
+                       error="HotAudio encrypts its audio; metadata kept, audio taken from another host")
+            return row
+        else:
+            row.update(status="link_only", error=f"{platform} links are recorded, not downloaded")
+            return row
+    except FetchError as exc:
+        row.update(status="not_found" if exc.status in (404, 410) else "error",
+                   error=f"{platform} {url}: {exc}")
+        return row
+    except Exception as exc:  # noqa: BLE001 - bad input marks its row
+        row.update(status="error", error=f"{platform} {url}: {_err(exc)}")
+        return row
+    check = media.check_audio(got.path)
+    row.update(local_path=rel(settings, got.path), bytes=got.bytes, sha256=got.sha256, duration_s=check.duration_s,
+               codec=check.codec, bit_rate_kbps=check.bit_rate_kbps)
+    if not check.ok:
+        row.update(status="error", error=check.error)
+        return row
+    try:
+        row["fingerprint"] = media.fingerprint(got.path)
+    except Exception as exc:  # noqa: BLE001
+        row.update(status="error", error=f"fingerprint failed: {_err(exc)}")
+        return row
+    row["status"] = "ok"
+    return row
+
+
+def build_audio_files(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame, workers: int = 4) -> pl.DataFrame:
+    jobs = []
+    for r in analysis_rows.iter_rows(named=True):
+        for i, link in enumerate(json.loads(r["audio_links"] or "[]")):
+            jobs.append((r, i, link))
+    cache: dict[str, dict] = {}
+
+    def one(job):
+        r, i, link = job
+        key = link["url"]
+        if key not in cache:
+            cache[key] = fetch_audio(settings, client, link)
+        row = dict(cache[key])
+        row.update(post_id=r["post_id"], post_date=r["post_date"], link_index=i,
+                   link_label=link.get("label"), variant_hint=link.get("variant"))
+        return row
+
+    # Same URL twice in one run is fetched once: group jobs by URL, run groups in parallel.
+    by_url: dict[str, list] = {}
+    for job in jobs:
+        by_url.setdefault(job[2]["url"], []).append(job)
+    rows: list[dict] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for group_rows in pool.map(lambda group: [one(j) for j in group], by_url.values()):
+            rows.extend(group_rows)
+    rows.sort(key=lambda r: (r["post_date"], r["post_id"], r["link_index"]))
+    return frame(rows, AUDIO_SCHEMA)
+
+
+# -- scripts ---------------------------------------------------------------------------------
+
+def _offer_post_id(url: str) -> str | None:
+    parts = urlsplit(url).path.split("/")
+    if "comments" in parts:
+        idx = parts.index("comments")
+        if idx + 1 < len(parts) and parts[idx + 1]:
+            return parts[idx + 1].lower()
+    return None
+
+
+def build_scripts(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame) -> pl.DataFrame:
+    rows: list[dict] = []
+    fetched: dict[str, dict] = {}
+    for r in analysis_rows.iter_rows(named=True):
+        links = json.loads(r["script_links"] or "[]")
+        base = {"post_id": r["post_id"], "post_date": r["post_date"], "private_fill": bool(r["private_fill"])}
+        if not links and r["private_fill"]:
+            rows.append({**base, "platform": "private", "author": r["scribe"], "status": "private",
+                         "error": None})
+            continue
+        for link in links:
+            url = link["url"]
+            if link["platform"] == "reddit":
+                rows.append({**base, "url": url, "platform": "reddit", "offer_post_id": _offer_post_id(url),
+                             "status": "reddit_post", "author": r["scribe"]})
+                continue
+            if url not in fetched:
+                try:
+                    script = scriptbin.resolve(client, url)
+                    dest = settings.scripts_dir / safe_name(script.user) / f"{safe_name(script.slug)}.txt"
+                    within(settings.data_root, dest).parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dest.with_name(dest.name + ".part")
+                    tmp.write_text(script.text, encoding="utf-8")
+                    tmp.replace(dest)
+                    fetched[url] = {"url": script.url, "platform": "scriptbin", "script_user": script.user,
+                                    "slug": script.slug, "title": script.title, "tags": json.dumps(script.tags),
+                                    "audience": script.audience, "author": script.author,
+                                    "word_count": script.word_count, "text_path": rel(settings, dest), "status": "ok"}
+                except FetchError as exc:
+                    fetched[url] = {"url": url, "platform": "scriptbin",
+                                    "status": "not_found" if exc.status == 404 else "error", "error": str(exc)}
+                except Exception as exc:  # noqa: BLE001
+                    fetched[url] = {"url": url, "platform": "scriptbin", "status": "error",
+                                    "error": f"script {url}: {_err(exc)}"}
+            rows.append({**base, **fetched[url]})
+    return frame(rows, SCRIPT_SCHEMA)
+
+
+# -- artwork ---------------------------------------------------------------------------------
+
+def _verify_image(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Exception as exc:  # noqa: BLE001
+        return f"not an image: {exc}"
+    return None
+
+
+def build_artwork(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame,
+                  audio_rows: pl.DataFrame) -> pl.DataFrame:
+    from PIL import Image
+
+    wanted: list[tuple[dict, str, str]] = []
+    for r in analysis_rows.iter_rows(named=True):
+        for link in json.loads(r["image_links"] or "[]"):
+            wanted.append((r, link["url"], "post"))
+    for a in audio_rows.iter_rows(named=True):
+        if a["artwork_url"]:
+            wanted.append(({"post_id": a["post_id"], "post_date": a["post_date"]}, a["artwork_url"], a["platform"]))
+    rows = []
+    done: dict[str, dict] = {}
+    for r, url, source in wanted:
+        if url not in done:
+            parts = urlsplit(url)
+            ext = Path(parts.path).suffix.lower() if Path(parts.path).suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".webp") else ".img"
+            dest = settings.artwork_dir / safe_name(parts.hostname) / f"{safe_name(Path(parts.path).stem)}{ext}"
+            try:
+                got = download(client, url, within(settings.data_root, dest), max_bytes=50 * 1024**2, verify=_verify_image)
+                with Image.open(got.path) as img:
+                    w, h = img.size
+                done[url] = {"local_path": rel(settings, got.path), "bytes": got.bytes, "sha256": got.sha256,
+                             "width": w, "height": h, "status": "ok"}
+            except FetchError as exc:
+                done[url] = {"status": "not_found" if exc.status == 404 else "error", "error": str(exc)}
+            except Exception as exc:  # noqa: BLE001
+                done[url] = {"status": "error", "error": f"artwork {url}: {_err(exc)}"}
+        rows.append({"post_id": r["post_id"], "post_date": r["post_date"], "url": url, "source": source, **done[url]})
+    return frame(rows, ARTWORK_SCHEMA)

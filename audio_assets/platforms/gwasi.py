@@ -1,0 +1,243 @@
+"""GWASI (gwasi.com): an index of r/gonewildaudio posts.
+
+Formats (reference/sources.md): ``delta.json`` with ``base``, ``entries``, ``fills``,
+``removed`` ...; the base snapshot as sharded ``base_<v>/<N>.json`` (walked upward until
+several consecutive 404s) or one ``base_<v>.json``. An entry is a positional array
+``[post_id, subreddit, author, flair, title, created_utc, score, length, extra?]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audio_assets.http_client import FetchError, PoliteClient
+
+GWASI_BASE_URL = "https://gwasi.com"
+#: consecutive 404s that end the walk over base shards
+SHARD_404_LIMIT = 3
+#: created timestamps later than this many seconds past "now" are rejected
+FUTURE_TOLERANCE_S = 2 * 86400
+
+GWASI_COLUMNS = [
+    "post_id",
+    "subreddit",
+    "author",
+    "flair",
+    "title",
+    "created_utc",
+    "post_date",
+    "score",
+    "length",
+    "duration_s",
+    "script_words",
+    "extra",
+    "raw",
+    "source",
+    "status",
+    "error",
+]
+
+
+@dataclass
+class GwasiEntry:
+    post_id: str | None
+    subreddit: str | None
+    author: str | None
+    flair: str | None
+    title: str | None
+    created_utc: int | None
+    post_date: str | None
+    score: int | None
+    length: float | None
+    duration_s: float | None
+    script_words: int | None
+    extra: str | None
+    raw: str
+    source: str  # "base" or "delta"
+    status: str  # "ok" or "invalid"
+    error: str | None
+
+    def as_row(self) -> dict:
+        return {c: getattr(self, c) for c in GWASI_COLUMNS}
+
+
+def _invalid(raw: object, source: str, error: str, post_id: str | None = None) -> GwasiEntry:
+    return GwasiEntry(
+        post_id=post_id, subreddit=None, author=None, flair=None, title=None, created_utc=None,
+        post_date=None, score=None, length=None, duration_s=None, script_words=None, extra=None,
+        raw=json.dumps(raw, ensure_ascii=False, default=str)[:10_000], source=source, status="invalid",
+        error=error,
+    )
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None:
+        return None
+    return str(value)
+
+
+def parse_entry(raw: object, *, source: str = "base", now: float | None = None) -> GwasiEntry:
+    """Decode one positional GWASI entry. Never raises: a bad entry gets status 'invalid'."""
+    if not isinstance(raw, list):
+        return _invalid(raw, source, f"entry is a {type(raw).__name__}, expected a list")
+    if len(raw) < 8 or len(raw) > 9:
+        pid = raw[0] if raw and isinstance(raw[0], str) else None
+        return _invalid(raw, source, f"entry has {len(raw)} fields, expected 8 or 9", pid)
+    post_id, subreddit, author, flair, title, created, score, length = raw[:8]
+    extra = raw[8] if len(raw) == 9 else None
+    if not isinstance(post_id, str) or not post_id.isalnum() or len(post_id) > 12:
+        return _invalid(raw, source, f"post id {post_id!r} is not a base36 Reddit id")
+    post_id = post_id.lower()
+    if isinstance(created, bool) or not isinstance(created, int | float) or not math.isfinite(created):
+        return _invalid(raw, source, f"created_utc {created!r} is not a number", post_id)
+    now = datetime.now(UTC).timestamp() if now is None else now
+    if created <= 0 or created > now + FUTURE_TOLERANCE_S:
+        return _invalid(raw, source, f"created_utc {created!r} is outside 1970..now", post_id)
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+        return _invalid(raw, source, f"score {score!r} is not a number", post_id)
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int | float) or not math.isfinite(length)):
+        return _invalid(raw, source, f"length {length!r} is not a number", post_id)
+    duration_s = script_words = None
+    if length is not None and length > 0:
+        duration_s = round(float(length) * 6.0, 1)  # tenths of a minute
+    elif length is not None and length < 0:
+        script_words = int(round(-float(length) * 100))
+    created_i = int(created)
+    return GwasiEntry(
+        post_id=post_id,
+        subreddit=_opt_str(subreddit),
+        author=_opt_str(author),
+        flair=_opt_str(flair) or None,
+        title=_opt_str(title),
+        created_utc=created_i,
+        post_date=datetime.fromtimestamp(created_i, UTC).date().isoformat(),
+        score=int(score) if score is not None else None,
+        length=float(length) if length is not None else None,
+        duration_s=duration_s,
+        script_words=script_words,
+        extra=_opt_str(extra) or None,
+        raw=json.dumps(raw, ensure_ascii=False)[:10_000],
+        source=source,
+        status="ok",
+        error=None,
+    )
+
+
+@dataclass
+class GwasiSnapshot:
+    """The merged index: base overlaid with the delta."""
+
+    base_version: str
+    entries: dict[str, GwasiEntry]  # post_id -> entry (valid ones)
+    invalid: list[GwasiEntry]
+    fills: dict[str, list]
+    removed: set[str]
+
+    def for_days(self, days: Iterable[str]) -> list[GwasiEntry]:
+        wanted = set(days)
+        rows = [e for e in self.entries.values() if e.post_date in wanted]
+        rows += [e for e in self.invalid if e.post_date in wanted]
+        return sorted(rows, key=lambda e: (e.post_date or "", e.created_utc or 0, e.post_id or ""))
+
+
+def merge(base_entries: Iterable[object], delta: dict, *, base_version: str, now: float | None = None,
+          base_fills: dict | None = None) -> GwasiSnapshot:
+    """Merge base and delta: delta entries override base entries, ``removed`` ids are dropped."""
+    entries: dict[str, GwasiEntry] = {}
+    invalid: list[GwasiEntry] = []
+    for raw in base_entries:
+        e = parse_entry(raw, source="base", now=now)
+        if e.status == "ok":
+            entries[e.post_id] = e
+        else:
+            invalid.append(e)
+    for raw in delta.get("entries") or []:
+        e = parse_entry(raw, source="delta", now=now)
+        if e.status == "ok":
+            entries[e.post_id] = e
+        else:
+            invalid.append(e)
+    removed = {str(r).lower() for r in (delta.get("removed") or [])}
+    for pid in removed:
+        entries.pop(pid, None)
+    fills = {**(base_fills or {}), **(delta.get("fills") or {})}
+    return GwasiSnapshot(base_version=base_version, entries=entries, invalid=invalid, fills=fills, removed=removed)
+
+
+# -- fetching -------------------------------------------------------------------------------
+
+def fetch_delta(client: PoliteClient, base_url: str = GWASI_BASE_URL) -> dict:
+    return client.get(f"{base_url}/delta.json").json()
+
+
+def iter_base_shards(client: PoliteClient, version: str, base_url: str = GWASI_BASE_URL,
+                     cache_dir: Path | None = None) -> Iterator[tuple[int, dict]]:
+    """Walk ``base_<v>/N.json`` upward until SHARD_404_LIMIT consecutive 404s.
+
+    A network error is not a 404: it raises (after the client's retries). Shards are
+    cached under ``cache_dir/base_<v>/`` so a base version is fetched once."""
+    misses = 0
+    n = 0
+    while misses < SHARD_404_LIMIT:
+        n += 1
+        cached = cache_dir / f"base_{version}" / f"{n}.json" if cache_dir else None
+        if cached and cached.exists():
+            misses = 0
+            yield n, json.loads(cached.read_bytes())
+            continue
+        try:
+            body = client.get(f"{base_url}/base_{version}/{n}.json").content
+        except FetchError as exc:
+            if exc.status == 404:
+                misses += 1
+                continue
+            raise
+        misses = 0
+        if cached:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".part")
+            tmp.write_bytes(body)
+            tmp.replace(cached)
+        yield n, json.loads(body)
+
+
+def fetch_base(client: PoliteClient, version: str, base_url: str = GWASI_BASE_URL,
+               cache_dir: Path | None = None) -> tuple[list, dict]:
+    """Return (entries, fills) of a base version, sharded form first, single file as fallback."""
+    entries: list = []
+    fills: dict = {}
+    shards = 0
+    for _n, shard in iter_base_shards(client, version, base_url, cache_dir):
+        shards += 1
+        entries.extend(shard.get("entries") or [])
+        fills.update(shard.get("fills") or {})
+    if shards:
+        return entries, fills
+    cached = cache_dir / f"base_{version}.json" if cache_dir else None
+    if cached and cached.exists():
+        doc = json.loads(cached.read_bytes())
+    else:
+        body = client.get(f"{base_url}/base_{version}.json").content
+        if cached:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_bytes(body)
+        doc = json.loads(body)
+    return doc.get("entries") or [], doc.get("fills") or {}
+
+
+def fetch_snapshot(client: PoliteClient, base_url: str = GWASI_BASE_URL, cache_dir: Path | None = None,
+                   delta: dict | None = None) -> GwasiSnapshot:
+    delta = fetch_delta(client, base_url) if delta is None else delta
+    version = str(delta.get("base") or "")
+    if not version.isalnum():
+        raise ValueError(f"GWASI delta.json has no usable base version: {version!r}")
+    if cache_dir:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        (cache_dir / "delta.json").write_text(json.dumps(delta))
+    entries, fills = fetch_base(client, version, base_url, cache_dir)
+    return merge(entries, delta, base_version=version, base_fills=fills)

@@ -1,0 +1,247 @@
+"""Sync rendered videos into Stash: scan, then one scene per audio variant with its
+performers, tags, studio and (for multi-variant releases) a group.
+
+Reads are batched (the whole library's scenes, performers, tags, studios and groups in
+a handful of paged requests), and only fields that differ are written, so an unchanged
+library re-syncs with zero mutations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+
+from audio_assets.layers.sources import S, frame
+from audio_assets.settings import Settings
+from audio_assets.stash.client import StashClient, StashError
+
+STASH_SCENES_SCHEMA = {
+    "release_id": S, "variant_id": S, "release_date": S, "video_path": S, "stash_path": S, "scene_id": S,
+    "group_id": S, "performer_ids": S, "tag_ids": S, "studio_id": S, "desired_hash": S, "action": S,
+    "changed_fields": S, "synced_at": S, "status": S, "error": S,
+}
+KIND_TAGS = {"script_fill": "Script Fill", "oc": "OC", "improv": "Improv", "ramblefap": "Ramblefap"}
+
+
+@dataclass
+class SceneWant:
+    release_id: str
+    variant_id: str
+    release_date: str
+    video_path: str  # relative to the data root
+    stash_path: str
+    title: str
+    code: str
+    date: str
+    details: str
+    urls: list[str]
+    performers: list[dict]  # {name, aliases, urls}
+    tags: list[str]
+    studio: str | None
+    group: dict | None  # {name, urls, date, synopsis}
+    scene_index: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def desired_scenes(settings: Settings, releases: pl.DataFrame, variants: pl.DataFrame, videos: pl.DataFrame,
+                   performers: pl.DataFrame) -> list[SceneWant]:
+    rel_by_id = {r["release_id"]: r for r in releases.iter_rows(named=True)}
+    var_by_id = {v["variant_id"]: v for v in variants.iter_rows(named=True)}
+    perf_by_key = {p["performer_id"]: p for p in performers.iter_rows(named=True)}
+    wants = []
+    for video in videos.filter(pl.col("status") == "ok").iter_rows(named=True):
+        r, v = rel_by_id.get(video["release_id"]), var_by_id.get(video["variant_id"])
+        if r is None or v is None:
+            continue
+        names = json.loads(r["performers"] or "[]")
+        perf = []
+        for n in names:
+            p = perf_by_key.get(n.lower(), {"name": n, "aliases": "[]", "urls": "[]"})
+            perf.append({"name": p["name"], "aliases": json.loads(p["aliases"] or "[]"), "urls": json.loads(p["urls"] or "[]")})
+        tags = []
+        for t in json.loads(r["audiences"] or "[]") + ([KIND_TAGS[r["kind"]]] if r["kind"] in KIND_TAGS else []) + json.loads(r["content_tags"] or "[]"):
+            if t and all(t.lower() != x.lower() for x in tags):
+                tags.append(t)
+        if r["private_fill"]:
+            tags.append("Private Fill")
+        post_urls = json.loads(r["post_urls"] or "[]")
+        script_urls = json.loads(r["script_urls"] or "[]")
+        lines = [r["title"] or ""]
+        if names:
+            lines.append("Voices: " + ", ".join(names))
+        if r["scribe"]:
+            lines.append(f"Script: u/{r['scribe']}" + (" (private fill)" if r["private_fill"] else ""))
+        for s in script_urls:
+            lines.append(f"Script link: {s}")
+        for c in json.loads(r["credits"] or "[]"):
+            lines.append(f"{c['role'].title()}: {c['name']}")
+        if v["label"]:
+            lines.append(f"Variant: {v['label']}")
+        lines.extend(f"Post: {u}" for u in post_urls)
+        urls = []
+        for u in post_urls + json.loads(v["source_urls"] or "[]") + script_urls:
+            if u not in urls:
+                urls.append(u)
+        multi = (r["variant_count"] or 0) > 1
+        wants.append(SceneWant(
+            release_id=r["release_id"], variant_id=v["variant_id"], release_date=r["release_date"],
+            video_path=video["video_path"], stash_path=settings.stash_path_for(settings.data_root / video["video_path"]),
+            title=(r["title"] or r["release_id"]) + (f" [{v['label']}]" if v["label"] else ""), code=v["variant_id"],
+            date=r["release_date"], details="\n".join(lines), urls=urls, performers=perf, tags=tags,
+            studio=names[0] if names else None,
+            group={"name": r["title"] or r["release_id"], "urls": post_urls[:1], "date": r["release_date"],
+                   "synopsis": f"{r['title']} — {len(json.loads(r['post_ids']))} post(s), {r['variant_count']} variants"} if multi else None,
+            scene_index=(v["variant_index"] + 1) if multi else None,
+        ))
+    return wants
+
+
+def _by_name(items: list[dict], alias_key: str | None = None) -> dict[str, dict]:
+    index: dict[str, dict] = {}
+    for item in items:
+        index.setdefault(item["name"].lower(), item)
+    if alias_key:
+        for item in items:
+            for a in item.get(alias_key) or []:
+                index.setdefault(a.lower(), item)
+    return index
+
+
+class StashSync:
+    """One sync of a batch of wanted scenes. Counts reads and writes on the client."""
+
+    def __init__(self, client: StashClient, *, scan_timeout_s: float = 600.0, library_root: str | None = None):
+        self.client = client
+        self.scan_timeout_s = scan_timeout_s
+        self.library_root = library_root
+
+    def _load(self) -> None:
+        c = self.client
+        self.performers = _by_name(c.find_all("FindPerformers", "findPerformers", "performers"), "alias_list")
+        self.tags = _by_name(c.find_all("FindTags", "findTags", "tags"), "aliases")
+        self.studios = _by_name(c.find_all("FindStudios", "findStudios", "studios"), "aliases")
+        self.groups = _by_name(c.find_all("FindGroups", "findGroups", "groups"))
+
+    def _scenes_by_path(self, prefix: str) -> dict[str, dict]:
+        scenes = self.client.find_all("FindScenes", "findScenes", "scenes",
+                                      {"scene_filter": {"path": {"value": prefix, "modifier": "INCLUDES"}}})
+        by_path: dict[str, dict] = {}
+        for s in scenes:
+            for f in s["files"]:
+                by_path[f["path"]] = s  # exact path: LIKE matching is confirmed here
+        return by_path
+
+    def _performer_id(self, p: dict) -> str:
+        found = self.performers.get(p["name"].lower())
+        if found is None:
+            for a in p["aliases"]:
+                found = self.performers.get(a.lower())
+                if found:
+                    break
+        if found is None:
+            aliases = sorted({a for a in p["aliases"] if a.lower() != p["name"].lower()}, key=str.lower)
+            found = self.client.execute("PerformerCreate", {"input": {
+                "name": p["name"], "alias_list": aliases, "urls": p["urls"],
+                "details": "Voice performer on r/gonewildaudio (added by audio_assets)"}})["performerCreate"]
+            self.performers[found["name"].lower()] = found
+            for a in found.get("alias_list") or []:
+                self.performers.setdefault(a.lower(), found)
+        return found["id"]
+
+    def _tag_id(self, name: str) -> str:
+        found = self.tags.get(name.lower())
+        if found is None:
+            found = self.client.execute("TagCreate", {"input": {"name": name}})["tagCreate"]
+            self.tags[name.lower()] = found
+        return found["id"]
+
+    def _studio_id(self, name: str) -> str:
+        found = self.studios.get(name.lower())
+        if found is None:
+            found = self.client.execute("StudioCreate", {"input": {"name": name}})["studioCreate"]
+            self.studios[name.lower()] = found
+        return found["id"]
+
+    def _group_id(self, g: dict, studio_id: str | None) -> str:
+        found = self.groups.get(g["name"].lower())
+        if found is not None and set(found.get("urls") or []) & set(g["urls"]):
+            return found["id"]
+        if found is not None and not g["urls"]:
+            return found["id"]
+        created = self.client.execute("GroupCreate", {"input": {
+            "name": g["name"], "urls": g["urls"], "date": g["date"], "synopsis": g["synopsis"],
+            **({"studio_id": studio_id} if studio_id else {})}})["groupCreate"]
+        self.groups[g["name"].lower()] = created
+        return created["id"]
+
+    def run(self, wants: list[SceneWant]) -> list[dict]:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if not wants:
+            return []
+        prefix = self.library_root or _common_prefix([w.stash_path for w in wants])
+        scenes = self._scenes_by_path(prefix)
+        missing = [w.stash_path for w in wants if w.stash_path not in scenes]
+        if missing:
+            job_id = self.client.execute("MetadataScan", {"input": {"paths": sorted(missing)}})["metadataScan"]
+            self.client.wait_for_job(job_id, timeout_s=self.scan_timeout_s)
+            scenes = self._scenes_by_path(prefix)
+        self._load()
+        rows = []
+        for w in wants:
+            row = {"release_id": w.release_id, "variant_id": w.variant_id, "release_date": w.release_date,
+                   "video_path": w.video_path, "stash_path": w.stash_path, "desired_hash": w.digest(), "synced_at": now}
+            scene = scenes.get(w.stash_path)
+            if scene is None:
+                rows.append({**row, "action": "missing", "status": "error",
+                             "error": f"Stash did not create a scene for {w.stash_path} after scanning: is that path "
+                                      "inside a Stash library folder? Set STASH_LIBRARY_PATH to the videos folder as Stash sees it"})
+                continue
+            try:
+                perf_ids = [self._performer_id(p) for p in w.performers]
+                tag_ids = [self._tag_id(t) for t in w.tags]
+                studio_id = self._studio_id(w.studio) if w.studio else None
+                group_id = self._group_id(w.group, studio_id) if w.group else None
+                desired = {"title": w.title, "code": w.code, "date": w.date, "details": w.details, "urls": w.urls,
+                           "performer_ids": perf_ids, "tag_ids": tag_ids, "studio_id": studio_id,
+                           "groups": [{"group_id": group_id, "scene_index": w.scene_index}] if group_id else []}
+                current = {"title": scene["title"], "code": scene["code"], "date": scene["date"], "details": scene["details"],
+                           "urls": scene["urls"], "performer_ids": [p["id"] for p in scene["performers"]],
+                           "tag_ids": [t["id"] for t in scene["tags"]], "studio_id": (scene["studio"] or {}).get("id"),
+                           "groups": [{"group_id": g["group"]["id"], "scene_index": g["scene_index"]} for g in scene["groups"]]}
+                changed = {k: v for k, v in desired.items() if _norm(k, v) != _norm(k, current.get(k))}
+                if changed:
+                    self.client.execute("SceneUpdate", {"input": {"id": scene["id"], **changed}})
+                rows.append({**row, "scene_id": scene["id"], "group_id": group_id, "performer_ids": json.dumps(perf_ids),
+                             "tag_ids": json.dumps(tag_ids), "studio_id": studio_id,
+                             "action": "updated" if changed else "unchanged", "changed_fields": json.dumps(sorted(changed)),
+                             "status": "ok"})
+            except StashError as exc:
+                rows.append({**row, "scene_id": scene["id"], "action": "failed", "status": "error", "error": str(exc)[:2000]})
+        return rows
+
+
+def _norm(key: str, value):
+    if key in ("performer_ids", "tag_ids"):
+        return sorted(value or [])
+    if key == "groups":
+        return sorted((g["group_id"], g["scene_index"]) for g in value or [])
+    if key == "urls":
+        return list(value or [])
+    return value or None
+
+
+def _common_prefix(paths: list[str]) -> str:
+    import os.path
+
+    prefix = os.path.commonpath(paths) if paths else "/"
+    return prefix
+
+
+def sync_frame(rows: list[dict]) -> pl.DataFrame:
+    return frame(rows, STASH_SCENES_SCHEMA)

@@ -1,0 +1,126 @@
+"""The warehouse: one DuckDB table per asset, mirrored as Parquet.
+
+DuckDB allows one writing process per file. Runs that overlap (a backfill and a
+sensor's run) serialise their short write transactions through an inter-process file
+lock, so none fails on DuckDB's lock. Parquet files are written atomically (temp name,
+then rename) and are what downstream steps read, so readers never take the lock.
+
+Layout: ``<data>/warehouse.duckdb`` tables named after the asset;
+``<data>/parquet/<asset>/day=YYYY-MM-DD/part.parquet`` for daily tables and
+``<data>/parquet/<asset>/part.parquet`` for the others."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from filelock import FileLock
+
+LOCK_TIMEOUT_S = 1800
+
+
+class Warehouse:
+    def __init__(self, data_root: Path):
+        self.data_root = Path(data_root)
+        self.db_path = self.data_root / "warehouse.duckdb"
+        self.parquet_root = self.data_root / "parquet"
+        self.lock = FileLock(str(self.db_path) + ".lock", timeout=LOCK_TIMEOUT_S)
+
+    # -- DuckDB ---------------------------------------------------------------------------
+    @contextmanager
+    def connect(self, *, write: bool = True):
+        """A DuckDB connection held under the inter-process lock (readers too: DuckDB
+        refuses a read-only open while another process holds the file for writing)."""
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            con = duckdb.connect(str(self.db_path))
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def _ensure_table(self, con, table: str, df: pl.DataFrame) -> None:
+        con.register("_incoming", df.to_arrow())
+        con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" AS SELECT * FROM _incoming LIMIT 0')
+        existing = {r[0]: r[1] for r in con.execute(f"DESCRIBE \"{table}\"").fetchall()}
+        incoming = {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()}
+        if any(existing.get(c) not in (None, t) for c, t in incoming.items()) or set(existing) - set(incoming):
+            # The table's shape changed with a new version of the code: rebuild it.
+            con.execute(f'DROP TABLE "{table}"')
+            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM _incoming LIMIT 0')
+            return
+        for col, typ in incoming.items():
+            if col not in existing:
+                con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{col}" {typ}')
+
+    def replace_partitions(self, table: str, df: pl.DataFrame, *, partition_column: str, partitions: Iterable[str]) -> int:
+        """Replace exactly the given partitions of a table with ``df`` (idempotent)."""
+        parts = sorted(set(partitions))
+        if df.height:
+            stray = set(df.get_column(partition_column).drop_nulls().unique().to_list()) - set(parts)
+            if stray:
+                raise ValueError(f"{table}: rows for partitions outside this run: {sorted(stray)[:5]}")
+        with self.connect() as con:
+            self._ensure_table(con, table, df)
+            con.execute("BEGIN")
+            con.execute(f'DELETE FROM "{table}" WHERE "{partition_column}" IN (SELECT unnest(?))', [parts])
+            if df.height:
+                con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _incoming')
+            con.execute("COMMIT")
+        for day in parts:
+            part = df.filter(pl.col(partition_column) == day)
+            self._write_parquet(self.parquet_root / table / f"day={day}" / "part.parquet", part)
+        return df.height
+
+    def replace_table(self, table: str, df: pl.DataFrame) -> int:
+        with self.connect() as con:
+            con.register("_incoming", df.to_arrow())
+            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM _incoming')
+        self._write_parquet(self.parquet_root / table / "part.parquet", df)
+        return df.height
+
+    @staticmethod
+    def _write_parquet(path: Path, df: pl.DataFrame) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        df.write_parquet(tmp)
+        os.replace(tmp, path)
+
+    # -- reading (Parquet, no lock) -------------------------------------------------------
+    def read(self, table: str, days: Iterable[str] | None = None) -> pl.DataFrame | None:
+        """Rows of a table (optionally only some days); None when it was never written."""
+        root = self.parquet_root / table
+        if not root.exists():
+            return None
+        if (root / "part.parquet").exists():
+            return pl.read_parquet(root / "part.parquet")
+        if days is None:
+            files = sorted(root.glob("day=*/part.parquet"))
+        else:
+            files = [root / f"day={d}" / "part.parquet" for d in sorted(set(days))]
+            files = [f for f in files if f.exists()]
+        if not files:
+            return None
+        frames = [pl.read_parquet(f, hive_partitioning=False) for f in files]
+        frames = [f for f in frames if f.width]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else None
+
+    def days(self, table: str) -> list[str]:
+        root = self.parquet_root / table
+        return sorted(p.parent.name.removeprefix("day=") for p in root.glob("day=*/part.parquet"))
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with self.connect(write=False) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def drop_all(self) -> None:
+        with self.lock:
+            if self.db_path.exists():
+                self.db_path.unlink()
+        shutil.rmtree(self.parquet_root, ignore_errors=True)

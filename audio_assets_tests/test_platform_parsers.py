@@ -1,0 +1,120 @@
+"""Pure parsers on realistic fixtures (formats from reference/sources.md)."""
+
+from pathlib import Path
+
+import pytest
+
+from audio_assets.platforms import gwasi, hotaudio, reddit, scriptbin, soundgasm, whypit
+
+FIX = Path(__file__).with_name("fixtures")
+NOW = 1_800_000_000
+
+
+def test_soundgasm_page_with_escaped_media_url():
+    page = soundgasm.parse_audio_page((FIX / "soundgasm_page.html").read_text(),
+                                      "https://www.soundgasm.net/user/lurkydip/Shy-Ghost-Girl-Possesses-You-To-Feel-Pleasure-Again")
+    assert page.media_url == "https://media.soundgasm.net/sounds/5f3a1c0e9b8d7a6f5e4d3c2b1a0f9e8d7c6b5a49.m4a"
+    assert page.audio_id == "5f3a1c0e9b8d7a6f5e4d3c2b1a0f9e8d7c6b5a49"
+    assert page.user == "LurkyDip"  # canonical casing from the page's user link
+    assert page.page_url == "https://soundgasm.net/u/LurkyDip/Shy-Ghost-Girl-Possesses-You-To-Feel-Pleasure-Again"
+    assert page.title.endswith("[Script Fill] & more")
+    assert "<3" in page.description and page.description.startswith("Script by u/TheWritingJedi")
+
+
+def test_soundgasm_page_without_player_is_a_clear_error():
+    with pytest.raises(soundgasm.ParseError, match="no media URL"):
+        soundgasm.parse_audio_page("<html><body>Sound not found</body></html>", "https://soundgasm.net/u/a/b")
+
+
+def test_soundgasm_profile():
+    items = soundgasm.parse_profile((FIX / "soundgasm_profile.html").read_text())
+    assert [i["play_count"] for i in items] == [1234, 7]
+    assert items[1]["title"] == "Another & One"
+
+
+def test_whypit_track_json_and_url():
+    assert whypit.parse_track_url("https://whyp.it/tracks/299338/threesome-at-the-milk-maid-cafe?token=xOYMf") == (
+        299338, "threesome-at-the-milk-maid-cafe", "xOYMf")
+    import json
+
+    t = whypit.parse_track_json(json.loads((FIX / "whypit_track.json").read_text()),
+                                "https://whyp.it/tracks/299338/threesome-at-the-milk-maid-cafe?token=xOYMf")
+    assert t.track_id == 299338 and t.token == "xOYMf" and t.public is False
+    assert t.best_media_url.startswith("https://cdn.whyp.it/") and t.duration_s == pytest.approx(1457.32)
+    assert t.user == "SnakeySmut"
+    with pytest.raises(whypit.ParseError):
+        whypit.parse_track_json({"message": "Not found"}, "https://whyp.it/tracks/1/x")
+
+
+def test_hotaudio_metadata_only():
+    p = hotaudio.parse_page((FIX / "hotaudio_page.html").read_text(),
+                            "https://hotaudio.net/u/Lurkydip/Shy-Ghost-Girl-Possesses-You-To-Feel-Pleasure-Again")
+    assert p.title == "Shy Ghost Girl Possesses You To Feel Pleasure Again"
+    assert p.script_writer == "TheWritingJedi"
+    assert p.length_s == 723.0
+    assert p.tags == ["F4M", "ghost"]
+    assert p.description == "A shy ghost girl finds you alone & lonely."
+    empty = hotaudio.parse_page("<html></html>", "https://hotaudio.net/u/a/b")
+    assert empty.title is None and empty.tags == [] and empty.length_s is None
+
+
+def test_scriptbin_page_full_text():
+    s = scriptbin.parse_script_page((FIX / "scriptbin_page.html").read_text(),
+                                    "https://scriptbin.works/u/TheWritingJedi/f4m-shy-ghost-girl-possesses-you-to-feel-pleasure")
+    assert s.title == "Shy Ghost Girl Possesses You To Feel Pleasure Again"
+    assert s.tags == ["F4M", "Ghost", "Wholesome"]
+    assert s.audience == "F4M" and s.author == "TheWritingJedi" and s.word_count == 1234
+    assert s.performers_text == "1 female" and s.listeners_text == "1 male"
+    assert s.text.splitlines() == ["[soft ambience, a cold draft]", "Oh! You... you can see me?", "",
+                                   "I'm sorry, I didn't mean to scare you & I..."]
+    with pytest.raises(scriptbin.ParseError, match="no script lines"):
+        scriptbin.parse_script_page("<html><p>changed layout</p></html>", "https://scriptbin.works/u/a/b")
+
+
+def test_gwasi_entry_shapes():
+    e = gwasi.parse_entry(["wsytww", "gonewildaudio", "ASMRdotWav", "Script Fill",
+                           "[Script Fill] [F4M] Nine Tails of Love [Azur Lane]", 1660971997, 57, 125.3, "u/SomeWriter"], now=NOW)
+    assert e.status == "ok" and e.post_date == "2022-08-20" and e.duration_s == pytest.approx(751.8)
+    assert e.extra == "u/SomeWriter" and e.script_words is None
+    s = gwasi.parse_entry(["abc123", "gonewildaudio", "Writer", "Script Offer", "[F4M] x", 1660971997, 3, -12.5], now=NOW)
+    assert s.script_words == 1250 and s.duration_s is None
+    assert gwasi.parse_entry(["a", "b"], now=NOW).status == "invalid"
+    assert gwasi.parse_entry({"id": "x"}, now=NOW).error.startswith("entry is a dict")
+    assert "created_utc" in gwasi.parse_entry(["abc", "g", "a", "", "t", "soon", 1, 1], now=NOW).error
+    assert "outside" in gwasi.parse_entry(["abc", "g", "a", "", "t", NOW + 10 * 86400, 1, 1], now=NOW).error
+    assert gwasi.parse_entry(["../x", "g", "a", "", "t", 1660971997, 1, 1], now=NOW).status == "invalid"
+
+
+def test_gwasi_merge_delta_overrides_and_removed():
+    base = [["aaa", "gonewildaudio", "A", "OC", "old title", 1660971997, 1, 10],
+            ["bbb", "gonewildaudio", "B", "OC", "b", 1660971998, 1, 10]]
+    delta = {"base": "8e9caeff4e", "entries": [["aaa", "gonewildaudio", "A", "OC", "new title", 1660971997, 9, 10]],
+             "removed": ["bbb"], "fills": {"x": ["aaa"]}}
+    snap = gwasi.merge(base, delta, base_version="8e9caeff4e", base_fills={"y": ["bbb"]}, now=NOW)
+    assert set(snap.entries) == {"aaa"} and snap.entries["aaa"].title == "new title"
+    assert snap.fills == {"y": ["bbb"], "x": ["aaa"]}
+
+
+def test_reddit_post_states():
+    ok = reddit.parse_post({"id": "1mf0zav", "author": "SnakeySmut", "title": "t", "selftext": "body",
+                            "created_utc": 1754070000.0, "subreddit": "gonewildaudio"})
+    assert ok.status == "ok" and ok.post_date == "2025-08-01"
+    deleted = reddit.parse_post({"id": "x1", "author": "[deleted]", "selftext": "[deleted]", "title": "t",
+                                 "removed_by_category": "deleted", "created_utc": 1754070000.0})
+    assert deleted.status == "deleted" and deleted.author is None and deleted.body is None
+    removed = reddit.parse_post({"id": "x2", "author": "a", "selftext": "[removed]", "title": "t",
+                                 "removed_by_category": "moderator", "created_utc": 1754070000.0})
+    assert removed.status == "removed" and removed.is_removed
+    cross = reddit.parse_post({"id": "x3", "author": "a", "selftext": "", "title": "t", "created_utc": 1754070000.0,
+                               "crosspost_parent_list": [{"id": "orig", "selftext": "the original body", "author": "b"}]})
+    assert cross.crosspost_parent == "orig" and cross.body == "the original body" and cross.author == "b"
+    giant = reddit.parse_post({"id": "x4", "author": "a", "selftext": "x" * 300_000, "title": "t", "created_utc": 1.0})
+    assert giant.body_chars == 300_000 and len(giant.body) == reddit.MAX_BODY_CHARS
+
+
+def test_reddit_listing_and_batches():
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": {"id": "a", "title": "x"}},
+                                                         {"kind": "t1", "data": {"id": "c"}}]}}
+    assert [d["id"] for d in reddit.parse_listing(listing)] == ["a"]
+    assert [d["id"] for d in reddit.parse_listing([listing, {"kind": "Listing", "data": {"children": []}}])] == ["a"]
+    assert [len(b) for b in reddit.batches([str(i) for i in range(250)])] == [100, 100, 50]
