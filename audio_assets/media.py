@@ -20,7 +20,8 @@ from audio_assets.ffmpeg_tools import FfmpegError, ffmpeg_exe, probe, run_ffmpeg
 
 #: audio codecs mp4 holds as they are; anything else is encoded to AAC
 MP4_COPYABLE_AUDIO = {"aac", "mp3", "alac", "flac", "opus", "ac3", "eac3"}
-STILL_FPS = 1
+#: 5 fps keeps the cut at the audio's end within 0.2 s; one keyframe per looped segment
+STILL_FPS = 5
 STILL_SEGMENT_S = 10
 VIDEO_SIZE = 720
 
@@ -124,9 +125,9 @@ def title_card(path: Path, *, title: str, performers: list[str], audience: str |
 
 
 def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Path:
-    """Encode the image once as a short 1 fps all-keyframe h264 segment (cached by content)."""
+    """Encode the image once as a short h264 segment, one keyframe at its start (cached by content)."""
     digest = hashlib.sha256(image.read_bytes()).hexdigest()[:24]
-    out = cache_dir / f"still-{digest}-{size}.mp4"
+    out = cache_dir / f"still-{digest}-{size}-{STILL_FPS}fps.mp4"
     if out.exists():
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,8 @@ def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Pa
     run_ffmpeg([
         "-y", "-loop", "1", "-framerate", str(STILL_FPS), "-i", str(image), "-t", str(STILL_SEGMENT_S),
         "-vf", f"scale={size}:{size}:force_original_aspect_ratio=decrease,pad={size}:{size}:(ow-iw)/2:(oh-ih)/2,format=yuv420p",
-        "-c:v", "libx264", "-tune", "stillimage", "-preset", "medium", "-crf", "23", "-g", "1",
+        "-c:v", "libx264", "-tune", "stillimage", "-preset", "medium", "-crf", "23",
+        "-bf", "0", "-g", str(STILL_FPS * STILL_SEGMENT_S), "-keyint_min", str(STILL_FPS * STILL_SEGMENT_S), "-sc_threshold", "0",
         "-r", str(STILL_FPS), "-an", "-movflags", "+faststart", str(tmp),
     ])
     os.replace(tmp, out)
