@@ -37,7 +37,7 @@ MD_LINK_RE = re.compile(r"\[([^\[\]]*)\]\(\s*<?(https?://[^\s)<>]+)>?\s*\)")
 BARE_URL_RE = re.compile(r"(?<![\(\[])\bhttps?://[^\s<>\"'\]\)]+", re.I)
 SCRIPT_CREDIT_RES = [
     re.compile(r"\[script\]\([^)]*\)\s*(?:is\s+)?by\s+/?" + USER, re.I),
-    re.compile(r"\b(?:script|written|writing|words|story)\s*(?:was\s+)?(?:written\s+)?by\s*:?\s*/?" + USER, re.I),
+    re.compile(r"\b(?:script|written|writing|words|story)\s*(?:was\s+)?(?:written\s+)?by\s*:?\s*(?:the\s+)?(?:[A-Za-z']+\s+){0,2}?/?" + USER, re.I),
     re.compile(r"\bscribe\s*:?\s*/?" + USER, re.I),
     re.compile(r"\b(?:private(?:ly)?\s+)?(?:fill(?:ing)?|script)\s+(?:of\s+a\s+script\s+)?(?:by|from|for)\s+/?" + USER, re.I),
     re.compile(r"\b(?:thanks|thank you)\s+(?:to\s+)?/?" + USER + r"\s+for\s+(?:the|this|writing)", re.I),
@@ -288,6 +288,12 @@ def analyse_post(
                 break
         if scribe:
             break
+    if scribe is None and kind == "script_fill" and not text.strip():
+        # No body (deleted, or missing from Reddit): GWASI's extra keeps the u/ mentions; the
+        # writer is credited last by GWA convention ("w/ u/Voice, script by u/Writer").
+        mentions = re.findall(USER, extra_text)
+        if mentions:
+            scribe = mentions[-1]
     if scribe is None:
         for s in script_links:
             m = re.search(r"scriptbin\.works/u/([A-Za-z0-9_\-]+)/", s["url"])

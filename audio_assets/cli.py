@@ -95,7 +95,8 @@ def cmd_demo(args) -> int:
         _print(f"replica on {replica.base_url}, Stash emulator on {stash.url}")
         _print(f"materialising {len(days)} days ({days[0]} .. {days[-1]}) as a single-run backfill ...")
         with dg.DagsterInstance.get() as instance:
-            result = run_pipeline(days[0], days[-1], pipeline=PipelineResource(), instance=instance)
+            result = run_pipeline(days[0], days[-1], pipeline=PipelineResource(), instance=instance,
+                                  log_level=os.environ.get("AUDIO_ASSETS_LOG_LEVEL", "WARNING"))
         s = summary(data_root, stash.url)
         _print("")
         _print("audio_assets demo summary")

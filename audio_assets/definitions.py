@@ -191,7 +191,8 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     a = _frame_or_empty(wh.read("post_analysis"), sources.ANALYSIS_SCHEMA)
     au = _frame_or_empty(wh.read("audio_files"), sources.AUDIO_SCHEMA)
     old = wh.read("releases")
-    rel, var, perf = releases_layer.aggregate(a, au, wh.read("scripts"), wh.read("artwork"))
+    rel, var, perf = releases_layer.aggregate(a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"),
+                                              wh.read("gwasi_index"))
     wh.replace_table("releases", rel)
     wh.replace_table("release_variants", var)
     wh.replace_table("performers", perf)

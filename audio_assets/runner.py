@@ -38,8 +38,14 @@ class PipelineRun:
     failed_checks: list[str]
 
 
-def _materialize(selection, first: str | None, last: str | None, pipeline: PipelineResource,
-                 instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _materialize(
+    selection,
+    first: str | None,
+    last: str | None,
+    pipeline: PipelineResource,
+    instance: dg.DagsterInstance,
+    log_level: str = "INFO",
+) -> dg.ExecuteInProcessResult:
     tags = {RANGE_START: first, RANGE_END: last} if first else {}
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
@@ -48,18 +54,33 @@ def _materialize(selection, first: str | None, last: str | None, pipeline: Pipel
         resources={"pipeline": pipeline},
         tags=tags,
         raise_on_error=True,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
 
 
-def run_pipeline(first_day: str, last_day: str, *, pipeline: PipelineResource,
-                 instance: dg.DagsterInstance) -> PipelineRun:
+def run_pipeline(
+    first_day: str,
+    last_day: str,
+    *,
+    pipeline: PipelineResource,
+    instance: dg.DagsterInstance,
+    log_level: str = "INFO",
+) -> PipelineRun:
+    def run(selection, first, last):
+        return _materialize(selection, first, last, pipeline, instance, log_level)
+
     runs = [
-        _materialize(dg.AssetSelection.assets(*SOURCE_ASSETS) | dg.AssetSelection.checks_for_assets(*SOURCE_ASSETS),
-                     first_day, last_day, pipeline, instance),
-        _materialize(dg.AssetSelection.assets(releases) | dg.AssetSelection.checks_for_assets(releases),
-                     None, None, pipeline, instance),
-        _materialize(dg.AssetSelection.assets(*STASH_ASSETS) | dg.AssetSelection.checks_for_assets(*STASH_ASSETS),
-                     first_day, last_day, pipeline, instance),
+        run(
+            dg.AssetSelection.assets(*SOURCE_ASSETS) | dg.AssetSelection.checks_for_assets(*SOURCE_ASSETS),
+            first_day,
+            last_day,
+        ),
+        run(dg.AssetSelection.assets(releases) | dg.AssetSelection.checks_for_assets(releases), None, None),
+        run(
+            dg.AssetSelection.assets(*STASH_ASSETS) | dg.AssetSelection.checks_for_assets(*STASH_ASSETS),
+            first_day,
+            last_day,
+        ),
     ]
     failed = []
     for r in runs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import polars as pl
 from audio_assets.layers.sources import B, F, I, S, frame  # noqa: E741
 from audio_assets.media import fingerprint_similarity
 
-SAME_RECORDING_SIMILARITY = 0.85
+#: mirrors of one recording score >= 0.99; unrelated short clips reach 0.85
+SAME_RECORDING_SIMILARITY = 0.93
 SAME_RECORDING_MAX_DURATION_DIFF_S = 1.5
 RELEASE_KINDS_EXCLUDED = {"script_offer", "verification", "request"}
 PLATFORM_PREFERENCE = {"whypit": 0, "soundgasm": 1, "patreon": 2, "hotaudio": 8, "pornhub": 9}
@@ -85,17 +87,23 @@ def _short_hash(*parts: str, n: int = 10) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
 
 
+def _title_key(title: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", "", (title or "").lower())
+
+
 def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame | None,
-              artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+              artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None = None,
+              gwasi_rows: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     posts = {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in ("ok", "deleted", "removed")}
     audio_rows = [a for a in audio.iter_rows(named=True) if a["post_id"] in posts]
 
     # 1. Posts sharing an audio are one release (reposts, Patreon early access).
     uf = UnionFind()
+    lost_posts = set(reddit_status_lost(reddit_posts))
     for pid, p in posts.items():
         if p["kind"] in RELEASE_KINDS_EXCLUDED:
             continue
-        if json.loads(p["audio_links"] or "[]"):
+        if json.loads(p["audio_links"] or "[]") or pid in lost_posts:
             uf.find(pid)
     ok_audio = [a for a in audio_rows if a["status"] == "ok"]
     by_identity: dict[str, str] = {}
@@ -122,6 +130,20 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
     scripts_by_post: dict[str, list[dict]] = defaultdict(list)
     for s in script_rows:
         scripts_by_post[s["post_id"]].append(s)
+    # Script offers: their own script links, and which offer a scriptbin URL belongs to.
+    offer_of_script: dict[str, str] = {}
+    offer_of_fill: dict[str, str] = {}
+    if gwasi_rows is not None and "fill_of" in gwasi_rows.columns:
+        for g in gwasi_rows.filter(pl.col("fill_of").is_not_null()).iter_rows(named=True):
+            offer_of_fill[g["post_id"]] = g["fill_of"]
+    offer_by_writer_title: dict[tuple[str, str], str] = {}
+    for pid, p in posts.items():
+        if p["kind"] == "script_offer" and p["author"]:
+            offer_by_writer_title.setdefault((p["author"].lower(), _title_key(p["clean_title"])), pid)
+        if p["kind"] == "script_offer":
+            for link in json.loads(p["script_links"] or "[]"):
+                if link["platform"] == "scriptbin":
+                    offer_of_script.setdefault(link["url"].lower(), pid)
     art_by_post: dict[str, list[dict]] = defaultdict(list)
     for a in artwork.iter_rows(named=True) if artwork is not None else []:
         if a["status"] == "ok":
@@ -146,7 +168,7 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             else:
                 clusters.append(_Variant([a]))
         # Non-downloadable sources (HotAudio pages, pornhub) attach to the only variant, else to the release.
-        extra_sources = [a for a in my_audio if a["status"] in ("metadata_only", "link_only")]
+        extra_sources = [a for a in my_audio if a["status"] != "ok"]
         if len(clusters) == 1:
             clusters[0].sources.extend(extra_sources)
             extra_sources = []
@@ -184,8 +206,19 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
                     performers.append(name)
         scribe = next((posts[m]["scribe"] for m in member_ids if posts[m]["scribe"]), None)
         my_scripts = [s for m in member_ids for s in scripts_by_post.get(m, [])]
-        script_urls = sorted({s["url"] for s in my_scripts if s["url"]})
         offer = next((s["offer_post_id"] for s in my_scripts if s["offer_post_id"]), None)
+        if offer is None:
+            offer = next((offer_of_script[s["url"].lower()] for s in my_scripts
+                          if s["url"] and s["url"].lower() in offer_of_script), None)
+        if offer is None:  # GWASI's fills: offer -> the posts that filled it
+            offer = next((offer_of_fill[m] for m in member_ids if m in offer_of_fill), None)
+        if offer is None and scribe:  # the writer's offer with the same title
+            offer = offer_by_writer_title.get((scribe.lower(), _title_key(first["clean_title"])))
+        if offer and offer in scripts_by_post:
+            my_scripts += [s for s in scripts_by_post[offer] if s["platform"] == "scriptbin"]
+        if offer and offer in posts and not scribe:
+            scribe = posts[offer]["author"]
+        script_urls = sorted({s["url"] for s in my_scripts if s["url"]})
         text_path = next((s["text_path"] for s in my_scripts if s["text_path"]), None)
         if scribe is None:
             scribe = next((s["author"] for s in my_scripts if s["author"]), None)
@@ -211,6 +244,8 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         ok_variants = [v for v in variants if v["release_id"] == release_id and v["status"] == "ok"]
         if ok_variants:
             status, reason = "ok", None
+        elif lost_posts & set(member_ids) and not my_audio:
+            status, reason = "no_audio", "the Reddit post was deleted or is missing, and GWASI kept no audio link"
         elif any(a["platform"] == "hotaudio" for a in my_audio):
             status, reason = "no_audio", "only on HotAudio, whose audio is encrypted; no other host found"
         elif any(a["status"] == "not_found" for a in my_audio):
@@ -254,6 +289,13 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         for key, rec in sorted(performer_names.items())
     ]
     return frame(releases, RELEASE_SCHEMA), frame(variants, VARIANT_SCHEMA), frame(perf_rows, PERFORMER_SCHEMA)
+
+
+def reddit_status_lost(reddit_posts: pl.DataFrame | None) -> list[str]:
+    """Posts whose text (and so their links) Reddit no longer gives: deleted, removed or missing."""
+    if reddit_posts is None or not reddit_posts.height:
+        return []
+    return reddit_posts.filter(pl.col("status").is_in(["deleted", "removed", "missing"])).get_column("post_id").to_list()
 
 
 def export_release_db(path: Path, releases: pl.DataFrame, variants: pl.DataFrame, performers: pl.DataFrame) -> None:

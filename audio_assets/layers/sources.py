@@ -24,7 +24,7 @@ S, I, F, B = pl.Utf8, pl.Int64, pl.Float64, pl.Boolean  # noqa: E741
 GWASI_SCHEMA = {
     "post_id": S, "subreddit": S, "author": S, "flair": S, "title": S, "created_utc": I, "post_date": S,
     "score": I, "length": F, "duration_s": F, "script_words": I, "extra": S, "raw": S, "source": S,
-    "base_version": S, "status": S, "error": S,
+    "fill_of": S, "base_version": S, "status": S, "error": S,
 }
 REDDIT_SCHEMA = {
     "post_id": S, "post_date": S, "subreddit": S, "author": S, "title": S, "body": S, "body_chars": I, "flair": S,
@@ -72,13 +72,13 @@ def fetch_gwasi_snapshot(settings: Settings, client: PoliteClient) -> gwasi.Gwas
 
 
 def build_gwasi_index(snapshot: gwasi.GwasiSnapshot, days: list[str]) -> pl.DataFrame:
+    fill_of = {str(fill).lower(): str(offer).lower() for offer, fills in snapshot.fills.items()
+               for fill in (fills if isinstance(fills, list) else [])}
     rows = []
-    seen: set[str] = set()
     for e in snapshot.for_days(days):
         row = asdict(e)
         row["base_version"] = snapshot.base_version
-        if e.status == "ok":
-            seen.add(e.post_id)
+        row["fill_of"] = fill_of.get(e.post_id or "")
         rows.append(row)
     # Invalid entries with no date cannot be placed in a day; they are reported by the sensor/import.
     return frame([r for r in rows if r["post_date"] in set(days)], GWASI_SCHEMA)
@@ -254,6 +254,7 @@ def _offer_post_id(url: str) -> str | None:
 def build_scripts(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame) -> pl.DataFrame:
     rows: list[dict] = []
     fetched: dict[str, dict] = {}
+    profiles: dict[str, list[dict]] = {}
     for r in analysis_rows.iter_rows(named=True):
         links = json.loads(r["script_links"] or "[]")
         base = {"post_id": r["post_id"], "post_date": r["post_date"], "private_fill": bool(r["private_fill"])}
@@ -261,6 +262,17 @@ def build_scripts(settings: Settings, client: PoliteClient, analysis_rows: pl.Da
             rows.append({**base, "platform": "private", "author": r["scribe"], "status": "private",
                          "error": None})
             continue
+        if not links and r["scribe"] and r["kind"] == "script_fill":
+            # An uncredited link (or a deleted body): look for the title on the writer's scriptbin profile.
+            key = r["scribe"].lower()
+            if key not in profiles:
+                try:
+                    profiles[key] = scriptbin.fetch_profile(client, r["scribe"])
+                except (FetchError, ValueError):
+                    profiles[key] = []
+            found = scriptbin.match_title(profiles[key], r["clean_title"])
+            if found:
+                links = [{"platform": "scriptbin", "url": found, "label": "found on the writer's scriptbin profile"}]
         for link in links:
             url = link["url"]
             if link["platform"] == "reddit":

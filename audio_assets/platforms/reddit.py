@@ -168,8 +168,9 @@ def fetch_posts_praw(client: PoliteClient, post_ids: list[str], credentials: tup
         client_id=cid,
         client_secret=secret,
         user_agent=ua,
-        oauth_url=client.map_url("https://oauth.reddit.com"),
-        reddit_url=client.map_url("https://www.reddit.com"),
+        # PRAW joins paths onto these: they need their trailing slash.
+        oauth_url=client.map_url("https://oauth.reddit.com/"),
+        reddit_url=client.map_url("https://www.reddit.com/"),
         check_for_updates=False,
         check_for_async=False,
     )

@@ -95,3 +95,33 @@ def resolve(client: PoliteClient, url: str) -> Script:
     if "agree-terms" in final_url:
         raise TermsGateError(f"scriptbin kept redirecting {url} to its terms page even with the ta=y cookie")
     return parse_script_page(body, final_url)
+
+
+def parse_profile_json(doc: object, user: str) -> list[dict]:
+    """The scripts listed by ``GET /u/USER.json``: [{url, slug, title, tags, public}]."""
+    from audio_assets.analysis import title_tags
+
+    out = []
+    for item in doc if isinstance(doc, list) else []:
+        if not isinstance(item, dict) or not item.get("slug"):
+            continue
+        tags, title = title_tags(str(item.get("titleAndTags") or ""))
+        meta = item.get("metadata") or {}
+        out.append({"url": f"https://scriptbin.works/u/{item.get('username') or user}/{item['slug']}",
+                    "slug": item["slug"], "title": title, "tags": tags, "public": meta.get("publicListed")})
+    return out
+
+
+def _title_key(title: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", "", (title or "").lower())
+
+
+def fetch_profile(client: PoliteClient, user: str) -> list[dict]:
+    """A writer's script list from ``GET /u/USER.json`` (behind the terms gate)."""
+    return parse_profile_json(client.get(f"https://scriptbin.works/u/{user}.json", headers=GATE_COOKIE).json(), user)
+
+
+def match_title(items: list[dict], title: str | None) -> str | None:
+    """The URL of the listed script whose title matches (ignoring case, tags and punctuation)."""
+    want = _title_key(title)
+    return next((item["url"] for item in items if want and _title_key(item["title"]) == want), None)
