@@ -357,9 +357,9 @@ def releases_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg
 
 
 render_and_sync = dg.define_asset_job("render_and_sync", selection=[rendered_videos, stash_scenes],
-                                      partitions_def=daily_partitions)
+                                      )
 daily_sources_job = dg.define_asset_job("daily_sources", selection=[gwasi_index, reddit_posts, post_analysis, audio_files,
-                                                                     scripts, artwork], partitions_def=daily_partitions)
+                                                                     scripts, artwork])
 releases_job = dg.define_asset_job("build_releases", selection=[releases])
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
