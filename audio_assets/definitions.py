@@ -353,7 +353,7 @@ def releases_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg
     valid = set(daily_partitions.get_partition_keys())
     for day in days:
         if day in valid:
-            yield dg.RunRequest(run_key=f"render:{day}:{asset_event.storage_id}", partition_key=day)
+            yield dg.RunRequest(run_key=f"render:{day}:{asset_event.run_id}:{asset_event.timestamp}", partition_key=day)
 
 
 render_and_sync = dg.define_asset_job("render_and_sync", selection=[rendered_videos, stash_scenes],
