@@ -28,11 +28,9 @@ def local_world(data_root: Path, *, stash_port: int = 0, replica_port: int = 0):
     videos.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         replica = stack.enter_context(ReplicaServer(corpus, media_dir, port=replica_port))
-        emulator_kwargs = {}
+        # The emulator keeps its state across runs, like a real Stash server.
         state_file = data_root / "cache" / "stash_emulator_state.json"
-        if "state_file" in StashEmulator.__init__.__code__.co_varnames:
-            emulator_kwargs["state_file"] = state_file
-        stash = stack.enter_context(StashEmulator(videos, port=stash_port, **emulator_kwargs))
+        stash = stack.enter_context(StashEmulator(videos, port=stash_port, state_file=state_file))
         env = {
             "AUDIO_ASSETS_DATA": str(data_root),
             "AUDIO_ASSETS_HOST_MAP": replica.host_map_env(),
@@ -81,6 +79,15 @@ def summary(data_root: Path, stash_url: str | None = None) -> dict:
     return out
 
 
+def _dagster_home(data_root: Path) -> Path:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_root / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
 def cmd_demo(args) -> int:
     import dagster as dg
 
@@ -88,8 +95,7 @@ def cmd_demo(args) -> int:
     from audio_assets.runner import run_pipeline
 
     data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
-    os.environ.setdefault("DAGSTER_HOME", str(data_root / "dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _dagster_home(data_root)
     with local_world(data_root) as (corpus, replica, stash, _env):
         days = corpus.days[: args.days] if args.days else corpus.days
         _print(f"replica on {replica.base_url}, Stash emulator on {stash.url}")
@@ -112,8 +118,7 @@ def cmd_demo(args) -> int:
 
 def cmd_ui(args) -> int:
     data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
-    os.environ.setdefault("DAGSTER_HOME", str(data_root / "dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _dagster_home(data_root)
     with local_world(data_root, stash_port=args.stash_port, replica_port=args.replica_port) as (_c, replica, stash, env):
         _print(f"replica: {replica.base_url}   Stash emulator: {stash.url}")
         for k, v in env.items():
