@@ -3,6 +3,7 @@
 
 import json
 import os
+import warnings
 
 import dagster as dg
 import polars as pl
@@ -16,6 +17,9 @@ from audio_assets.settings import Settings, load_settings, parse_host_map
 from audio_assets.stash.client import StashClient
 from audio_assets.stash.sync import StashSync, desired_scenes, sync_frame
 from audio_assets.warehouse import Warehouse
+
+# backfill_policy is marked beta in Dagster 1.13; it is the documented way to get single-run backfills.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 START_DATE = os.environ.get("AUDIO_ASSETS_START_DATE", "2014-01-01")
 daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)

@@ -85,10 +85,11 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
     """Decode one positional GWASI entry. Never raises: a bad entry gets status 'invalid'."""
     if not isinstance(raw, list):
         return _invalid(raw, source, f"entry is a {type(raw).__name__}, expected a list")
-    if len(raw) < 8 or len(raw) > 9:
+    if len(raw) < 7 or len(raw) > 9:
         pid = raw[0] if raw and isinstance(raw[0], str) else None
-        return _invalid(raw, source, f"entry has {len(raw)} fields, expected 8 or 9", pid)
-    post_id, subreddit, author, flair, title, created, score, length = raw[:8]
+        return _invalid(raw, source, f"entry has {len(raw)} fields, expected 7 to 9", pid)
+    post_id, subreddit, author, flair, title, created, score = raw[:7]
+    length = raw[7] if len(raw) >= 8 else None
     extra = raw[8] if len(raw) == 9 else None
     if not isinstance(post_id, str) or not post_id.isalnum() or len(post_id) > 12:
         return _invalid(raw, source, f"post id {post_id!r} is not a base36 Reddit id")
