@@ -164,6 +164,47 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_import_gwasi(args) -> int:
+    from tqdm import tqdm
+
+    from audio_assets import gwasi_import
+    from audio_assets.settings import load_settings
+    from audio_assets.warehouse import Warehouse
+
+    settings = load_settings()
+    bar = tqdm(total=0, unit="file", desc="decoding GWASI base", disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = gwasi_import.import_dump(Path(args.path), Warehouse(settings.data_root), settings.gwasi_dir,
+                                          progress=progress, memory_limit=args.memory_limit)
+    except FileNotFoundError as exc:
+        bar.close()
+        print(f"import-gwasi: {exc}", file=sys.stderr)
+        return 2
+    bar.close()
+    s = result.staged
+    _print(f"base {result.version}: {s['entries']:,} entries ({s['invalid']:,} invalid, {s['duplicates']:,} duplicates "
+           f"across shards), {result.rows:,} rows over {len(result.days):,} days into gwasi_index "
+           f"in {result.seconds:.1f}s ({s['entries'] / max(result.seconds, 1e-9):,.0f} entries/s)")
+    if os.environ.get("DAGSTER_HOME"):
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            for day in tqdm(result.days, desc="recording partitions in Dagster", unit="day", disable=args.quiet):
+                instance.report_runless_asset_event(dg.AssetMaterialization(
+                    asset_key="gwasi_index", partition=day,
+                    metadata={"source": "audio-assets import-gwasi", "base_version": result.version}))
+        _print(f"recorded {len(result.days):,} gwasi_index partitions as materialised in {os.environ['DAGSTER_HOME']}")
+    else:
+        _print("DAGSTER_HOME is not set, so Dagster was not told: set DAGSTER_HOME to your instance folder and run "
+               "this again, or materialise gwasi_index for these days from the UI (it reuses the staged snapshot).")
+    return 0
+
+
 def cmd_summary(args) -> int:
     data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
     print(json.dumps(summary(data_root, os.environ.get("STASH_URL") if args.stash else None), indent=2))
@@ -190,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--title")
     p.set_defaults(fn=cmd_render)
+    p = sub.add_parser("import-gwasi", help="import a GWASI dump on disk (delta.json + base in either form) into gwasi_index")
+    p.add_argument("path")
+    p.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit while decoding (default 1GB)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_import_gwasi)
     p = sub.add_parser("summary", help="counts of every layer (and of Stash with --stash)")
     p.add_argument("--stash", action="store_true")
     p.set_defaults(fn=cmd_summary)

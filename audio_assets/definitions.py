@@ -8,7 +8,7 @@ import warnings
 import dagster as dg
 import polars as pl
 
-from audio_assets import gwasi_watch, media
+from audio_assets import gwasi_import, gwasi_watch, media
 from audio_assets.http_client import PoliteClient
 from audio_assets.layers import releases as releases_layer
 from audio_assets.layers import rendering, sources
@@ -113,12 +113,12 @@ def _frame_or_empty(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:
 def gwasi_index(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     settings, days = pipeline.settings(), context.partition_keys
     with pipeline.http() as client:
-        snapshot = sources.fetch_gwasi_snapshot(settings, client)
+        snapshot, delta, base_fills = gwasi_import.prepare_snapshot(client, settings.gwasi_dir, settings.gwasi_base_url)
         requests = client.total_requests()
-    df = sources.build_gwasi_index(snapshot, days)
+    df = sources.build_gwasi_index(snapshot, delta, days, base_fills)
     pipeline.warehouse().replace_partitions("gwasi_index", df, partition_column="post_date", partitions=days)
     return _result(df, ["post_date", "post_id", "author", "flair", "title", "duration_s", "script_words"],
-                   base_version=snapshot.base_version, days=len(days), http_requests=requests)
+                   base_version=str(delta.get("base")), days=len(days), http_requests=requests)
 
 
 @dg.asset(group_name="sources", deps=[gwasi_index], automation_condition=FOLLOW_UPSTREAM,
@@ -326,8 +326,13 @@ def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource
     with pipeline.http() as client:
         delta = gwasi.fetch_delta(client, settings.gwasi_base_url)
 
-        def load_snapshot(d: dict):
-            return gwasi.fetch_snapshot(client, settings.gwasi_base_url, cache_dir=settings.gwasi_dir, delta=d)
+        def load_day_digests(d: dict) -> dict[str, str]:
+            snap, _, fills = gwasi_import.prepare_snapshot(client, settings.gwasi_dir, settings.gwasi_base_url, d)
+            con = gwasi_import.connect()
+            try:
+                return gwasi_import.day_digests(con, gwasi_import.overlay(con, snap, d, None, base_fills=fills))
+            finally:
+                con.close()
 
         def days_of_posts(ids: list[str]) -> dict[str, str]:
             if not wh.db_path.exists():
@@ -338,7 +343,8 @@ def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource
                 return {}
             return dict(rows)
 
-        result = gwasi_watch.check(delta, context.cursor, load_snapshot=load_snapshot, days_of_posts=days_of_posts)
+        result = gwasi_watch.check(delta, context.cursor, load_day_digests=load_day_digests,
+                                   days_of_posts=days_of_posts)
     valid_days = set(daily_partitions.get_partition_keys())
     requests = [dg.RunRequest(run_key=f"gwasi:{day}:{result.digests.get(day)}", partition_key=day)
                 for day in result.changed_days if day in valid_days]

@@ -31,11 +31,11 @@ def day_digests(entries: Iterable[gwasi.GwasiEntry]) -> dict[str, str]:
     return {d: hashlib.sha1("\n".join(sorted(rows)).encode()).hexdigest()[:12] for d, rows in per_day.items()}
 
 
-def check(delta: dict, cursor_text: str | None, *, load_snapshot: Callable[[dict], gwasi.GwasiSnapshot],
+def check(delta: dict, cursor_text: str | None, *, load_day_digests: Callable[[dict], dict[str, str]],
           days_of_posts: Callable[[list[str]], dict[str, str]]) -> WatchResult:
-    """Compare ``delta`` with the cursor. ``load_snapshot(delta)`` gives the merged index (only
-    called when the base version changed or on the first tick); ``days_of_posts(ids)`` says
-    which day each known post id belongs to (for ids GWASI reports removed)."""
+    """Compare ``delta`` with the cursor. ``load_day_digests(delta)`` gives a digest per day of
+    the whole merged index (only called when the base version changed or on the first tick);
+    ``days_of_posts(ids)`` says which day each known post id is on (for ids GWASI reports removed)."""
     cursor = json.loads(cursor_text) if cursor_text else {}
     version = str(delta.get("base") or "")
     delta_entries = [gwasi.parse_entry(e, source="delta") for e in delta.get("entries") or []]
@@ -45,8 +45,7 @@ def check(delta: dict, cursor_text: str | None, *, load_snapshot: Callable[[dict
     base_changed = version != cursor.get("base")
     all_digests = dict(cursor.get("all_days") or {})
     if base_changed:
-        snapshot = load_snapshot(delta)
-        new_all = day_digests(snapshot.entries.values())
+        new_all = load_day_digests(delta)
         if cursor:
             changed |= {d for d in set(new_all) | set(all_digests) if new_all.get(d) != all_digests.get(d)}
         else:

@@ -85,6 +85,52 @@ class Warehouse:
         self._write_parquet(self.parquet_root / table / "part.parquet", df)
         return df.height
 
+    def replace_days_from_view(self, source_con: duckdb.DuckDBPyConnection, table: str, view: str, *,
+                               partition_column: str, days: list[str]) -> int:
+        """Bulk version of replace_partitions for millions of rows, streamed by DuckDB: the
+        warehouse file is attached to ``source_con`` (under the lock) and filled from ``view``;
+        the Parquet mirror is written a month at a time, so memory stays flat."""
+        import pyarrow.parquet as pq
+
+        days = sorted(set(days))
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            source_con.execute(f"ATTACH '{self.db_path}' AS wh")
+            try:
+                source_con.execute(f'CREATE TABLE IF NOT EXISTS wh."{table}" AS SELECT * FROM {view} LIMIT 0')
+                source_con.execute("BEGIN")
+                source_con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT unnest(?::VARCHAR[]) AS d", [days])
+                source_con.execute(f'DELETE FROM wh."{table}" WHERE "{partition_column}" IN (SELECT d FROM _days)')
+                source_con.execute(f'INSERT INTO wh."{table}" BY NAME SELECT * FROM {view} WHERE "{partition_column}" IN (SELECT d FROM _days)')
+                rows = source_con.execute(f'SELECT count(*) FROM wh."{table}" WHERE "{partition_column}" IN (SELECT d FROM _days)').fetchone()[0]
+                source_con.execute("COMMIT")
+            finally:
+                source_con.execute("DETACH wh")
+        root = self.parquet_root / table
+        months = sorted({d[:7] for d in days})
+        for month in months:
+            batch = source_con.execute(
+                f"SELECT * FROM {view} WHERE \"{partition_column}\" >= ? AND \"{partition_column}\" < ? ORDER BY \"{partition_column}\"",
+                [month, month + "~"]).arrow()
+            if hasattr(batch, "read_all"):
+                batch = batch.read_all()
+            col = batch.column(partition_column).to_pylist()
+            present: set[str] = set()
+            start = 0
+            for i in range(1, len(col) + 1):
+                if i == len(col) or col[i] != col[start]:
+                    day = col[start]
+                    target = root / f"day={day}" / "part.parquet"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".part.{os.getpid()}.tmp")
+                    pq.write_table(batch.slice(start, i - start), tmp)
+                    os.replace(tmp, target)
+                    present.add(day)
+                    start = i
+            for day in [d for d in days if d.startswith(month) and d not in present]:
+                (root / f"day={day}" / "part.parquet").unlink(missing_ok=True)
+        return rows
+
     @staticmethod
     def _write_parquet(path: Path, df: pl.DataFrame) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

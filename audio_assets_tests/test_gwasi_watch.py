@@ -11,13 +11,14 @@ def _delta(entries, removed=(), base="aaaa"):
     return {"base": base, "entries": entries, "removed": list(removed), "fills": {}}
 
 
-def _snapshot(delta):
-    return gwasi.merge([["old1", "gonewildaudio", "a", "OC", "t", T1 - 5 * 86400, 1, 10]], delta,
+def _digests(delta):
+    snap = gwasi.merge([["old1", "gonewildaudio", "a", "OC", "t", T1 - 5 * 86400, 1, 10]], delta,
                        base_version=delta["base"])
+    return gwasi_watch.day_digests(snap.entries.values())
 
 
 def _check(delta, cursor, days_of=None):
-    return gwasi_watch.check(delta, cursor, load_snapshot=_snapshot, days_of_posts=days_of or (lambda ids: {}))
+    return gwasi_watch.check(delta, cursor, load_day_digests=_digests, days_of_posts=days_of or (lambda ids: {}))
 
 
 def test_first_tick_requests_only_the_delta_days():

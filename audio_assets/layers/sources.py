@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import polars as pl
 
-from audio_assets import analysis, media
+from audio_assets import analysis, gwasi_import, media
 from audio_assets.downloads import DownloadError, download, safe_name, within
 from audio_assets.http_client import FetchError, PoliteClient
-from audio_assets.platforms import gwasi, hotaudio, reddit, scriptbin, soundgasm, whypit
+from audio_assets.platforms import hotaudio, reddit, scriptbin, soundgasm, whypit
 from audio_assets.settings import Settings
 
 S, I, F, B = pl.Utf8, pl.Int64, pl.Float64, pl.Boolean  # noqa: E741
@@ -67,21 +66,16 @@ def _err(exc: BaseException) -> str:
 
 # -- gwasi_index -----------------------------------------------------------------------------
 
-def fetch_gwasi_snapshot(settings: Settings, client: PoliteClient) -> gwasi.GwasiSnapshot:
-    return gwasi.fetch_snapshot(client, settings.gwasi_base_url, cache_dir=settings.gwasi_dir)
-
-
-def build_gwasi_index(snapshot: gwasi.GwasiSnapshot, days: list[str]) -> pl.DataFrame:
-    fill_of = {str(fill).lower(): str(offer).lower() for offer, fills in snapshot.fills.items()
-               for fill in (fills if isinstance(fills, list) else [])}
-    rows = []
-    for e in snapshot.for_days(days):
-        row = asdict(e)
-        row["base_version"] = snapshot.base_version
-        row["fill_of"] = fill_of.get(e.post_id or "")
-        rows.append(row)
-    # Invalid entries with no date cannot be placed in a day; they are reported by the sensor/import.
-    return frame([r for r in rows if r["post_date"] in set(days)], GWASI_SCHEMA)
+def build_gwasi_index(snapshot: Path, delta: dict, days: list[str], base_fills: dict | None = None) -> pl.DataFrame:
+    """The days' rows: the staged base overlaid with the delta (see gwasi_import)."""
+    con = gwasi_import.connect()
+    try:
+        gwasi_import.overlay(con, snapshot, delta, days, base_fills=base_fills)
+        df = con.execute("SELECT * FROM gwasi_rows WHERE post_date IN (SELECT unnest(?)) "
+                         "ORDER BY post_date, created_utc, post_id", [days]).pl()
+    finally:
+        con.close()
+    return frame(df.to_dicts(), GWASI_SCHEMA)
 
 
 # -- reddit_posts ----------------------------------------------------------------------------

@@ -78,7 +78,25 @@ def _invalid(raw: object, source: str, error: str, post_id: str | None = None) -
 def _opt_str(value: object) -> str | None:
     if value is None:
         return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
+
+
+def _number(value: object) -> float | None:
+    """A number, or the text of one (GWASI's JSON is read leniently); never a boolean."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def parse_entry(raw: object, *, source: str = "base", now: float | None = None) -> GwasiEntry:
@@ -91,18 +109,23 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
     post_id, subreddit, author, flair, title, created, score = raw[:7]
     length = raw[7] if len(raw) >= 8 else None
     extra = raw[8] if len(raw) == 9 else None
-    if not isinstance(post_id, str) or not post_id.isalnum() or len(post_id) > 12:
+    if isinstance(post_id, int) and not isinstance(post_id, bool):
+        post_id = str(post_id)
+    if not isinstance(post_id, str) or not post_id.isascii() or not post_id.isalnum() or len(post_id) > 12:
         return _invalid(raw, source, f"post id {post_id!r} is not a base36 Reddit id")
     post_id = post_id.lower()
-    if isinstance(created, bool) or not isinstance(created, int | float) or not math.isfinite(created):
-        return _invalid(raw, source, f"created_utc {created!r} is not a number", post_id)
+    created = _number(created)
+    if created is None or not math.isfinite(created):
+        return _invalid(raw, source, f"created_utc {raw[5]!r} is not a number", post_id)
     now = datetime.now(UTC).timestamp() if now is None else now
     if created <= 0 or created > now + FUTURE_TOLERANCE_S:
-        return _invalid(raw, source, f"created_utc {created!r} is outside 1970..now", post_id)
-    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+        return _invalid(raw, source, f"created_utc {raw[5]!r} is outside 1970..now", post_id)
+    if score is not None and _number(score) is None:
         return _invalid(raw, source, f"score {score!r} is not a number", post_id)
-    if length is not None and (isinstance(length, bool) or not isinstance(length, int | float) or not math.isfinite(length)):
+    score = _number(score)
+    if length is not None and (_number(length) is None or not math.isfinite(_number(length))):
         return _invalid(raw, source, f"length {length!r} is not a number", post_id)
+    length = _number(length)
     duration_s = script_words = None
     if length is not None and length > 0:
         duration_s = round(float(length) * 6.0, 1)  # tenths of a minute
@@ -117,7 +140,7 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
         title=_opt_str(title),
         created_utc=created_i,
         post_date=datetime.fromtimestamp(created_i, UTC).date().isoformat(),
-        score=int(score) if score is not None else None,
+        score=int(score) if score is not None else None,  # truncated like the SQL decoder
         length=float(length) if length is not None else None,
         duration_s=duration_s,
         script_words=script_words,
@@ -131,19 +154,13 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
 
 @dataclass
 class GwasiSnapshot:
-    """The merged index: base overlaid with the delta."""
+    """The merged index: base overlaid with the delta (the reference for the SQL import's overlay)."""
 
     base_version: str
     entries: dict[str, GwasiEntry]  # post_id -> entry (valid ones)
     invalid: list[GwasiEntry]
     fills: dict[str, list]
     removed: set[str]
-
-    def for_days(self, days: Iterable[str]) -> list[GwasiEntry]:
-        wanted = set(days)
-        rows = [e for e in self.entries.values() if e.post_date in wanted]
-        rows += [e for e in self.invalid if e.post_date in wanted]
-        return sorted(rows, key=lambda e: (e.post_date or "", e.created_utc or 0, e.post_id or ""))
 
 
 def merge(base_entries: Iterable[object], delta: dict, *, base_version: str, now: float | None = None,
@@ -229,16 +246,3 @@ def fetch_base(client: PoliteClient, version: str, base_url: str = GWASI_BASE_UR
             cached.write_bytes(body)
         doc = json.loads(body)
     return doc.get("entries") or [], doc.get("fills") or {}
-
-
-def fetch_snapshot(client: PoliteClient, base_url: str = GWASI_BASE_URL, cache_dir: Path | None = None,
-                   delta: dict | None = None) -> GwasiSnapshot:
-    delta = fetch_delta(client, base_url) if delta is None else delta
-    version = str(delta.get("base") or "")
-    if not version.isalnum():
-        raise ValueError(f"GWASI delta.json has no usable base version: {version!r}")
-    if cache_dir:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        (cache_dir / "delta.json").write_text(json.dumps(delta))
-    entries, fills = fetch_base(client, version, base_url, cache_dir)
-    return merge(entries, delta, base_version=version, base_fills=fills)

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (python -m benchmarks). Corpora are generated on the fly."""
