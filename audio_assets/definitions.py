@@ -153,8 +153,9 @@ def post_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
+    held = sources.held_files(wh.read("audio_files"))
     with pipeline.http() as client:
-        df = sources.build_audio_files(pipeline.settings(), client, a)
+        df = sources.build_audio_files(pipeline.settings(), client, a, held=held)
     wh.replace_partitions("audio_files", df, partition_column="post_date", partitions=days)
     return _result(df, ["post_date", "post_id", "platform", "platform_id", "duration_s", "status"],
                    bytes=int(df.get_column("bytes").fill_null(0).sum()) if df.height else 0)

@@ -19,7 +19,6 @@ import httpx
 
 from audio_assets.http_client import FetchError, PoliteClient
 
-CHUNK = 1 << 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -109,7 +108,7 @@ def download(
                 mode = "ab" if have else "wb"
                 written = have
                 with open(part, mode) as f:
-                    for chunk in response.iter_bytes(CHUNK):
+                    for chunk in response.iter_bytes():  # as it arrives: a cut keeps what came
                         written += len(chunk)
                         if written > max_bytes:
                             raise DownloadError(f"{url} grew past the size cap of {max_bytes} bytes")

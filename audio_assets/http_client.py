@@ -46,6 +46,7 @@ class HostStats:
     requests: int = 0
     retries: int = 0
     bytes: int = 0
+    rate_limit_waits: int = 0
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -133,6 +134,22 @@ class PoliteClient:
         if delay > 0:
             time.sleep(delay)
 
+    def _honour_rate_limit(self, host: str, headers: httpx.Headers) -> None:
+        """Reddit-style budget headers: when the budget is spent, wait until it resets."""
+        remaining = headers.get("x-ratelimit-remaining")
+        reset = headers.get("x-ratelimit-reset")
+        if remaining is None or reset is None:
+            return
+        try:
+            if float(remaining) >= 1:
+                return
+            wait = min(float(reset), self.max_backoff)
+        except ValueError:
+            return
+        with self._lock:
+            self._next_slot[host] = max(self._next_slot[host], time.monotonic() + wait)
+        self.stats[host].rate_limit_waits += 1
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_backoff)
@@ -176,6 +193,7 @@ class PoliteClient:
                     time.sleep(self._backoff(attempt, None))
                     attempt += 1
                     continue
+                self._honour_rate_limit(host, response.headers)
                 if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
                     retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
                     response.close()

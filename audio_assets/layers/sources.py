@@ -6,6 +6,8 @@ a polars DataFrame for exactly those days. Bad input marks its row; it never rai
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -142,8 +144,23 @@ def _verify_audio(expected: float | None):
     return check
 
 
-def fetch_audio(settings: Settings, client: PoliteClient, link: dict) -> dict:
-    """Resolve one audio link and download it. Returns an AUDIO_SCHEMA row (never raises)."""
+def _held(settings: Settings, held: dict[str, str] | None, key: str, dest: Path) -> None:
+    """A file already held under another name (same platform id) is linked, never fetched again."""
+    if not held or dest.exists() or key not in held:
+        return
+    src = settings.data_root / held[key]
+    if src.exists() and src.resolve() != dest.resolve():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dest)
+        except OSError:
+            shutil.copy2(src, dest)
+
+
+def fetch_audio(settings: Settings, client: PoliteClient, link: dict, held: dict[str, str] | None = None) -> dict:
+    """Resolve one audio link and download it. Returns an AUDIO_SCHEMA row (never raises).
+
+    ``held`` maps "platform:id" to files already downloaded (a content id is never fetched twice)."""
     platform, url = link["platform"], link["url"]
     row = {"platform": platform, "page_url": url, "link_label": link.get("label"), "variant_hint": link.get("variant")}
     try:
@@ -153,6 +170,7 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict) -> dict:
                        platform_title=page.title, platform_description=page.description, media_url=page.media_url)
             ext = Path(urlsplit(page.media_url).path).suffix or ".m4a"
             dest = settings.audio_dir("soundgasm") / safe_name(page.user) / f"{safe_name(page.slug)}-{page.audio_id[:10]}{ext}"
+            _held(settings, held, f"soundgasm:{page.audio_id}", dest)
             got = download(client, page.media_url, within(settings.data_root, dest), max_bytes=settings.max_audio_bytes,
                            verify=_verify_audio(None))
         elif platform == "whypit":
@@ -165,6 +183,7 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict) -> dict:
                        platform_duration_s=track.duration_s, artwork_url=track.artwork_url)
             ext = Path(urlsplit(media_url).path).suffix or ".mp3"
             dest = settings.audio_dir("whypit") / safe_name(track.user) / f"{track.track_id}-{safe_name(track.slug)}{ext}"
+            _held(settings, held, f"whypit:{track.track_id}", dest)
 
             def refresh() -> str:
                 fresh = whypit.resolve(client, url)
@@ -205,7 +224,16 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict) -> dict:
     return row
 
 
-def build_audio_files(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame, workers: int = 4) -> pl.DataFrame:
+def held_files(previous: pl.DataFrame | None) -> dict[str, str]:
+    """"platform:id" -> local path of every verified audio file already held."""
+    if previous is None or not previous.height:
+        return {}
+    ok = previous.filter((pl.col("status") == "ok") & pl.col("platform_id").is_not_null() & pl.col("local_path").is_not_null())
+    return {f"{r['platform']}:{r['platform_id']}": r["local_path"] for r in ok.iter_rows(named=True)}
+
+
+def build_audio_files(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame, workers: int = 4,
+                      held: dict[str, str] | None = None) -> pl.DataFrame:
     jobs = []
     for r in analysis_rows.iter_rows(named=True):
         for i, link in enumerate(json.loads(r["audio_links"] or "[]")):
@@ -216,7 +244,7 @@ def build_audio_files(settings: Settings, client: PoliteClient, analysis_rows: p
         r, i, link = job
         key = link["url"]
         if key not in cache:
-            cache[key] = fetch_audio(settings, client, link)
+            cache[key] = fetch_audio(settings, client, link, held)
         row = dict(cache[key])
         row.update(post_id=r["post_id"], post_date=r["post_date"], link_index=i,
                    link_label=link.get("label"), variant_hint=link.get("variant"))
