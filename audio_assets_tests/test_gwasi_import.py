@@ -112,3 +112,69 @@ def test_cli_import_records_partitions_in_dagster(tmp_path):
     assert "2 rows over 2 days" in out.stdout
     with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:
         assert instance.get_materialized_partitions(dg.AssetKey("gwasi_index")) == {"2025-08-01", "2025-08-02"}
+
+
+class _FakeGwasi:
+    """Serves a GWASI site from a dict of path -> JSON (a 404 for anything else)."""
+
+    def __init__(self, files: dict):
+        self.files = files
+        self.requests: list[str] = []
+
+    def get(self, url, **kwargs):
+        from audio_assets.http_client import FetchError
+
+        path = url.split("gwasi.com", 1)[1]
+        self.requests.append(path)
+        if path not in self.files:
+            raise FetchError(f"GET {url} answered HTTP 404", url=url, status=404)
+
+        class R:
+            content = json.dumps(self.files[path]).encode()
+
+            def json(self_inner):
+                return json.loads(self_inner.content)
+
+        return R()
+
+
+def test_a_new_base_version_replaces_the_old_cleanly(tmp_path):
+    gdir = tmp_path / "gwasi"
+    v1 = {"/delta.json": {"base": "aaaa111111", "entries": []},
+          "/base_aaaa111111/1.json": {"entries": [_entry("p1"), _entry("p2", 1)], "off": []}}
+    site = _FakeGwasi(v1)
+    snap1, delta, _ = gwasi_import.prepare_snapshot(site, gdir, "https://gwasi.com")
+    assert gwasi_import.staged_days(snap1) == ["2025-08-01", "2025-08-02"]
+    # a second run with the same version fetches only delta.json: shards are cached, the snapshot is staged
+    site.requests.clear()
+    gwasi_import.prepare_snapshot(site, gdir, "https://gwasi.com")
+    assert site.requests == ["/delta.json"]
+    # a new version: entries reshuffled, p2 gone, p3 new; the old snapshot and shard cache are removed
+    site.files = {"/delta.json": {"base": "bbbb222222", "entries": []},
+                  "/base_bbbb222222/1.json": {"entries": [_entry("p3", 2)], "off": []},
+                  "/base_bbbb222222/2.json": {"entries": [_entry("p1")], "off": []}}
+    snap2, delta2, _ = gwasi_import.prepare_snapshot(site, gdir, "https://gwasi.com")
+    assert sorted(p.name for p in gdir.iterdir() if p.name.startswith(("snapshot_", "base_"))) == [
+        "base_bbbb222222", "base_bbbb222222.fills.json", "snapshot_bbbb222222"]
+    con = gwasi_import.connect()
+    gwasi_import.overlay(con, snap2, delta2, None)
+    assert sorted(r[0] for r in con.execute("SELECT post_id FROM gwasi_rows").fetchall()) == ["p1", "p3"]
+    # shards are walked until several 404s in a row; a network error is not a 404
+    assert site.requests.count("/base_bbbb222222/3.json") == 1 and "/base_bbbb222222/5.json" in site.requests
+
+
+def test_a_network_error_mid_walk_is_not_taken_for_the_end(tmp_path):
+    from audio_assets.http_client import FetchError
+
+    class Flaky(_FakeGwasi):
+        def get(self, url, **kwargs):
+            if url.endswith("/2.json"):
+                raise FetchError(f"GET {url} answered HTTP 503", url=url, status=503)
+            return super().get(url, **kwargs)
+
+    site = Flaky({"/delta.json": {"base": "cccc333333", "entries": []},
+                  "/base_cccc333333/1.json": {"entries": [_entry("p1")], "off": []},
+                  "/base_cccc333333/2.json": {"entries": [_entry("p2")], "off": []}})
+    with pytest.raises(FetchError, match="503"):
+        gwasi_import.prepare_snapshot(site, tmp_path / "gwasi", "https://gwasi.com")
+    assert not list((tmp_path / "gwasi").glob("snapshot_*"))  # nothing half-staged
