@@ -94,3 +94,28 @@ def test_three_days_end_to_end(tmp_path, world_factory, corpus, instance):
     assert w.stash.mutation_count == mutations_before
     media_hosts = {"media.soundgasm.net", "cdn.whyp.it", "i.imgur.com", "i.redd.it"}
     assert [r for r in w.replica.requests if r.host in media_hosts] == []
+
+
+def test_stash_api_key_is_sent_and_never_leaks(tmp_path, replica, monkeypatch):
+    """With a Stash API key set, the sync authenticates, and the key appears in no log,
+    asset metadata, table or file the pipeline writes."""
+    from audio_assets.replica.stash_emulator import StashEmulator
+
+    secret = "sk-test-3f9c1a7e5b2d4c6f8a0e"
+    data = tmp_path / "data"
+    (data / "videos").mkdir(parents=True)
+    with StashEmulator(data / "videos", api_key=secret) as stash:
+        for k, v in {"AUDIO_ASSETS_DATA": str(data), "AUDIO_ASSETS_HOST_MAP": replica.host_map_env(),
+                     "STASH_URL": stash.url, "STASH_API_KEY": secret, "AUDIO_ASSETS_RATE_PER_HOST": "200"}.items():
+            monkeypatch.setenv(k, v)
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = run_pipeline("2025-08-01", "2025-08-01", pipeline=PipelineResource(), instance=instance)
+            assert result.success and result.failed_checks == []
+            assert stash.scenes  # authenticated writes went through
+            for record in instance.get_event_records(dg.EventRecordsFilter(dg.DagsterEventType.ASSET_MATERIALIZATION)):
+                assert secret not in str(record.event_log_entry)
+            logs = [str(e) for r in result.run_ids for e in instance.all_logs(r)]
+            assert logs and not any(secret in line for line in logs)
+    for path in data.rglob("*"):
+        if path.is_file() and path.suffix not in (".m4a", ".mp3", ".flac", ".mp4", ".png", ".jpg"):
+            assert secret.encode() not in path.read_bytes(), path
