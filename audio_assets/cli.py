@@ -205,6 +205,63 @@ def cmd_import_gwasi(args) -> int:
     return 0
 
 
+def _warehouse():
+    from audio_assets.settings import load_settings
+    from audio_assets.warehouse import Warehouse
+
+    return Warehouse(load_settings().data_root)
+
+
+def _need(df, what: str):
+    if df is None:
+        print(f"audio-assets: no {what} yet: materialise the releases first (make demo, or from the UI)", file=sys.stderr)
+        raise SystemExit(2)
+    return df
+
+
+def cmd_catalogue(args) -> int:
+    import polars as pl
+
+    df = _need(_warehouse().read("catalogue"), "catalogue")
+    kind = {"performers": "performer", "scribes": "scribe", "tags": "tag", "audiences": "audience", "kinds": "kind"}
+    if args.kind:
+        df = df.filter(pl.col("kind") == kind[args.kind])
+    for k, group in df.group_by("kind", maintain_order=True):
+        _print(f"{k[0]}s:")
+        for r in group.head(args.top).iter_rows(named=True):
+            _print(f"  {r['release_count']:>4}  {r['name']}")
+    return 0
+
+
+def cmd_similar(args) -> int:
+    import polars as pl
+
+    wh = _warehouse()
+    sims = _need(wh.read("release_similarity"), "similarity table")
+    rel = _need(wh.read("releases"), "releases")
+    titles = dict(zip(rel.get_column("release_id").to_list(), rel.get_column("title").to_list(), strict=True))
+    hits = sims.filter((pl.col("kind") == "release") & (pl.col("item") == args.release_id))
+    if not hits.height:
+        known = args.release_id in titles
+        print(f"audio-assets: {'no similar releases for' if known else 'no release'} {args.release_id}"
+              + ("" if known else " (ids look like rel_1mf1onp: see `audio-assets search`)"), file=sys.stderr)
+        return 1 if known else 2
+    _print(f"releases like {args.release_id} ({titles.get(args.release_id)}):")
+    for r in hits.iter_rows(named=True):
+        _print(f"  {r['score']:.3f}  {r['similar']}  {titles.get(r['similar'])}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from audio_assets.layers.catalogue import search
+
+    hits, method = search(_need(_warehouse().read("releases"), "releases"), " ".join(args.text), limit=args.limit)
+    _print(f"{len(hits)} releases ({method}):")
+    for h in hits:
+        _print(f"  {h['score']:.3f}  {h['release_id']}  {h['title']}")
+    return 0 if hits else 1
+
+
 def cmd_summary(args) -> int:
     data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
     print(json.dumps(summary(data_root, os.environ.get("STASH_URL") if args.stash else None), indent=2))
@@ -236,6 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit while decoding (default 1GB)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_import_gwasi)
+    p = sub.add_parser("catalogue", help="performers, scribes, audiences and tags with release counts")
+    p.add_argument("--kind", choices=["performers", "scribes", "tags", "audiences", "kinds"])
+    p.add_argument("--top", type=int, default=20)
+    p.set_defaults(fn=cmd_catalogue)
+    p = sub.add_parser("similar", help="releases similar to RELEASE_ID (TF-IDF over titles, tags, descriptions)")
+    p.add_argument("release_id")
+    p.set_defaults(fn=cmd_similar)
+    p = sub.add_parser("search", help="full-text search over releases")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--limit", type=int, default=10)
+    p.set_defaults(fn=cmd_search)
     p = sub.add_parser("summary", help="counts of every layer (and of Stash with --stash)")
     p.add_argument("--stash", action="store_true")
     p.set_defaults(fn=cmd_summary)

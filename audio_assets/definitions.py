@@ -10,6 +10,7 @@ import polars as pl
 
 from audio_assets import gwasi_import, gwasi_watch, media
 from audio_assets.http_client import PoliteClient
+from audio_assets.layers import catalogue as catalogue_layer
 from audio_assets.layers import releases as releases_layer
 from audio_assets.layers import rendering, sources
 from audio_assets.platforms import gwasi
@@ -209,6 +210,28 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
                    changed_release_days=dg.MetadataValue.json(changed))
 
 
+@dg.asset(group_name="releases", deps=[releases], automation_condition=FOLLOW_ANY_DAY,
+          description="The catalogue: performers, scribes, audiences, kinds and tags with their release counts.")
+def catalogue(pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh = pipeline.warehouse()
+    df = catalogue_layer.build_catalogue(_frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA))
+    wh.replace_table("catalogue", df)
+    kinds = {str(k): int(v) for k, v in df.group_by("kind").len().iter_rows()} if df.height else {}
+    return dg.MaterializeResult(metadata={"dagster/row_count": df.height, "by_kind": dg.MetadataValue.json(kinds),
+                                          "preview": _md_preview(df, ["kind", "name", "release_count"], 15)})
+
+
+@dg.asset(group_name="releases", deps=[releases], automation_condition=FOLLOW_ANY_DAY,
+          description="Similar releases (TF-IDF over titles, tags and descriptions, cosine) and similar performers "
+          "(the cosine of their mean release profiles), top 5 each.")
+def release_similarity(pipeline: PipelineResource) -> dg.MaterializeResult:
+    wh = pipeline.warehouse()
+    df = catalogue_layer.build_similarity(_frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA))
+    wh.replace_table("release_similarity", df)
+    return dg.MaterializeResult(metadata={"dagster/row_count": df.height,
+                                          "preview": _md_preview(df, ["kind", "item", "similar", "rank", "score"], 10)})
+
+
 # -- stash --------------------------------------------------------------------------------------
 
 @dg.asset(group_name="stash", deps=[releases],
@@ -378,7 +401,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=30,
 )
 
-ALL_ASSETS = [gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork, releases, rendered_videos, stash_scenes]
+ALL_ASSETS = [gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork, releases, catalogue,
+              release_similarity, rendered_videos, stash_scenes]
 ALL_CHECKS = [gwasi_no_duplicate_post_ids, releases_have_audio, audio_files_decode, rendered_duration_matches_audio,
               stash_has_scene_for_every_video]
 

@@ -16,9 +16,11 @@ from audio_assets.definitions import (
     PipelineResource,
     artwork,
     audio_files,
+    catalogue,
     gwasi_index,
     post_analysis,
     reddit_posts,
+    release_similarity,
     releases,
     rendered_videos,
     scripts,
@@ -75,7 +77,8 @@ def run_pipeline(
             first_day,
             last_day,
         ),
-        run(dg.AssetSelection.assets(releases) | dg.AssetSelection.checks_for_assets(releases), None, None),
+        run(dg.AssetSelection.assets(releases, catalogue, release_similarity)
+            | dg.AssetSelection.checks_for_assets(releases), None, None),
         run(
             dg.AssetSelection.assets(*STASH_ASSETS) | dg.AssetSelection.checks_for_assets(*STASH_ASSETS),
             first_day,

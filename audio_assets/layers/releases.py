@@ -30,7 +30,7 @@ RELEASE_SCHEMA = {
     "release_id": S, "release_date": S, "title": S, "post_ids": S, "primary_post_id": S, "post_urls": S,
     "performers": S, "scribe": S, "credits": S, "script_urls": S, "script_offer_post_id": S, "script_text_path": S,
     "private_fill": B, "kind": S, "audiences": S, "tags": S, "content_tags": S, "artwork_path": S,
-    "variant_count": I, "source_urls": S, "status": S, "status_reason": S, "content_hash": S,
+    "variant_count": I, "source_urls": S, "description": S, "status": S, "status_reason": S, "content_hash": S,
 }
 VARIANT_SCHEMA = {
     "release_id": S, "variant_id": S, "release_date": S, "variant_index": I, "label": S, "audience": S,
@@ -275,7 +275,10 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             "private_fill": any(posts[m]["private_fill"] for m in member_ids), "kind": first["kind"],
             "audiences": json.dumps(audiences), "tags": json.dumps(tags), "content_tags": json.dumps(content_tags),
             "artwork_path": art, "variant_count": len(release_variants),
-            "source_urls": json.dumps(sorted({a["page_url"] for a in my_audio})), "status": status,
+            "source_urls": json.dumps(sorted({a["page_url"] for a in my_audio})),
+            "description": next((a["platform_description"] for a in sorted(my_audio, key=lambda a: a["page_url"])
+                                 if a["platform_description"]), None),
+            "status": status,
             "status_reason": reason,
         }
         row["content_hash"] = _short_hash(json.dumps(row, sort_keys=True),
