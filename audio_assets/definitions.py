@@ -191,7 +191,7 @@ def artwork(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
 @dg.asset(group_name="releases", deps=[post_analysis, audio_files, scripts, artwork], automation_condition=FOLLOW_ANY_DAY,
           description="Releases over every day: posts of one performance, its audio variants (mirrors grouped by "
           "acoustic fingerprint), performers, scribe and script. Also writes release_variants, performers and "
-          "data/releases/release_db.json.")
+          "data/releases/release_db.json; credits (person, role) and release_tags (audience, kind, content; raw kept).")
 def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings = pipeline.warehouse(), pipeline.settings()
     a = _frame_or_empty(wh.read("post_analysis"), sources.ANALYSIS_SCHEMA)
@@ -202,11 +202,14 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     wh.replace_table("releases", rel)
     wh.replace_table("release_variants", var)
     wh.replace_table("performers", perf)
+    credits, tags = releases_layer.credits_and_tags(rel)
+    wh.replace_table("credits", credits)
+    wh.replace_table("release_tags", tags)
     releases_layer.export_release_db(settings.release_db_path, rel, var, perf)
     changed = releases_layer.changed_release_days(old, rel)
     context.log.info(f"{rel.height} releases, {var.height} variants; release days changed: {len(changed)}")
     return _result(rel, ["release_id", "release_date", "title", "performers", "variant_count", "status"],
-                   variants=var.height, performers=perf.height,
+                   variants=var.height, performers=perf.height, credits=credits.height, tags=tags.height,
                    changed_release_days=dg.MetadataValue.json(changed))
 
 

@@ -50,3 +50,16 @@ def test_search_ranks_the_best_match_first():
     assert hits[0]["release_id"] == "rel_b" and method in ("bm25", "substring")
     hits, _ = catalogue.search(_releases(), "snakeysmut")
     assert {h["release_id"] for h in hits} == {"rel_c", "rel_d"}
+
+
+def test_credits_and_tag_taxonomy():
+    from audio_assets.layers.releases import credits_and_tags
+
+    rel = _releases().with_columns(pl.lit('[{"role": "sfx", "name": "RainOnTin"}]').alias("credits"))
+    credits, tags = credits_and_tags(rel)
+    c = credits.filter(pl.col("release_id") == "rel_c")
+    assert [(r["person"], r["role"]) for r in c.iter_rows(named=True)] == [
+        ("SnakeySmut", "voice"), ("alekirser", "voice"), ("Enno_Zalenno2", "scribe"), ("RainOnTin", "sfx")]
+    t = tags.filter(pl.col("release_id") == "rel_a")
+    assert {(r["category"], r["tag"]) for r in t.iter_rows(named=True)} == {
+        ("audience", "F4M"), ("kind", "Script Fill"), ("content", "Ghost"), ("content", "Wholesome")}

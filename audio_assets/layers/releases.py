@@ -294,6 +294,48 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
     return frame(releases, RELEASE_SCHEMA), frame(variants, VARIANT_SCHEMA), frame(perf_rows, PERFORMER_SCHEMA)
 
 
+CREDIT_SCHEMA = {"release_id": S, "person": S, "person_id": S, "role": S, "position": I}
+TAG_SCHEMA = {"release_id": S, "tag": S, "category": S, "raw": S}
+#: tag text (lower case) -> normalised tag; the raw tag is always kept beside it
+TAG_SYNONYMS = {"sfx": "SFX", "asmr": "ASMR", "sleep aid": "Sleep Aid", "sleepaid": "Sleep Aid", "gfe": "Girlfriend Experience",
+                "girlfriend experience": "Girlfriend Experience", "bfe": "Boyfriend Experience", "kisses": "Kissing",
+                "kissing": "Kissing", "cuddle": "Cuddles", "cuddles": "Cuddles", "binaural": "Binaural", "collab": "Collab"}
+KIND_LABELS = {"script_fill": "Script Fill", "oc": "OC", "improv": "Improv", "ramblefap": "Ramblefap",
+               "script_offer": "Script Offer", "verification": "Verification", "request": "Request"}
+
+
+def normalise_tag(raw: str) -> str:
+    text = " ".join(raw.split())
+    return TAG_SYNONYMS.get(text.lower(), text[:1].upper() + text[1:] if text.islower() else text)
+
+
+def credits_and_tags(releases: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The credits table (person, role: voice, scribe, sfx, editing, art, music) and the tag
+    taxonomy (audience, kind, content; normalised, with the raw tag kept)."""
+    credits, tags = [], []
+    for r in releases.iter_rows(named=True):
+        rid = r["release_id"]
+        for i, p in enumerate(json.loads(r["performers"] or "[]")):
+            credits.append({"release_id": rid, "person": p, "person_id": p.lower(), "role": "voice", "position": i})
+        if r["scribe"]:
+            credits.append({"release_id": rid, "person": r["scribe"], "person_id": r["scribe"].lower(), "role": "scribe",
+                            "position": 0})
+        for i, c in enumerate(json.loads(r["credits"] or "[]")):
+            credits.append({"release_id": rid, "person": c["name"], "person_id": c["name"].lower(), "role": c["role"],
+                            "position": i})
+        for a in json.loads(r["audiences"] or "[]"):
+            tags.append({"release_id": rid, "tag": a, "category": "audience", "raw": a})
+        if r["kind"]:
+            tags.append({"release_id": rid, "tag": KIND_LABELS.get(r["kind"], r["kind"]), "category": "kind", "raw": r["kind"]})
+        seen = set()
+        for t in json.loads(r["content_tags"] or "[]"):
+            norm = normalise_tag(t)
+            if norm.lower() not in seen:
+                seen.add(norm.lower())
+                tags.append({"release_id": rid, "tag": norm, "category": "content", "raw": t})
+    return frame(credits, CREDIT_SCHEMA), frame(tags, TAG_SCHEMA)
+
+
 def reddit_status_lost(reddit_posts: pl.DataFrame | None) -> list[str]:
     """Posts whose text (and so their links) Reddit no longer gives: deleted, removed or missing."""
     if reddit_posts is None or not reddit_posts.height:
