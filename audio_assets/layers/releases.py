@@ -83,6 +83,29 @@ def _same_recording(a: dict, b: dict) -> bool:
     return fingerprint_similarity(a["fingerprint"], b["fingerprint"]) >= SAME_RECORDING_SIMILARITY
 
 
+def _candidate_pairs(audio: list[dict], posts: dict[str, dict]):
+    """Pairs of audio rows from different posts that could be one recording: same performer
+    (poster or host account, case-insensitive) and durations within the tolerance."""
+    by_person: dict[str, list[dict]] = defaultdict(list)
+    for a in audio:
+        people = {(posts[a["post_id"]]["author"] or "").lower(), (a["platform_user"] or "").lower()} - {""}
+        for person in people:
+            by_person[person].append(a)
+    seen: set[tuple[int, int]] = set()
+    for rows in by_person.values():
+        rows = sorted(rows, key=lambda r: r["duration_s"] or 0.0)
+        for i, a in enumerate(rows):
+            for b in rows[i + 1:]:
+                if (b["duration_s"] or 0.0) - (a["duration_s"] or 0.0) > SAME_RECORDING_MAX_DURATION_DIFF_S:
+                    break
+                if a["post_id"] == b["post_id"]:
+                    continue
+                key = (min(id(a), id(b)), max(id(a), id(b)))
+                if key not in seen:
+                    seen.add(key)
+                    yield a, b
+
+
 def _short_hash(*parts: str, n: int = 10) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
 
@@ -96,6 +119,9 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
               gwasi_rows: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     posts = {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in ("ok", "deleted", "removed")}
     audio_rows = [a for a in audio.iter_rows(named=True) if a["post_id"] in posts]
+    audio_by_post: dict[str, list[dict]] = defaultdict(list)
+    for a in audio_rows:
+        audio_by_post[a["post_id"]].append(a)
 
     # 1. Posts sharing an audio are one release (reposts, Patreon early access).
     uf = UnionFind()
@@ -116,12 +142,11 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
                 uf.union(by_identity[ident], a["post_id"])
             else:
                 by_identity[ident] = a["post_id"]
-    for i, a in enumerate(ok_audio):
-        if a["post_id"] not in uf.parent:
-            continue
-        for b in ok_audio[i + 1:]:
-            if b["post_id"] in uf.parent and uf.find(a["post_id"]) != uf.find(b["post_id"]) and _same_recording(a, b):
-                uf.union(a["post_id"], b["post_id"])
+    # Acoustic matches across posts (reposts, early access): compared only within a performer's
+    # audio and a duration window, so the work grows with each performer's catalogue, not the square of all.
+    for a, b in _candidate_pairs([a for a in ok_audio if a["post_id"] in uf.parent], posts):
+        if uf.find(a["post_id"]) != uf.find(b["post_id"]) and _same_recording(a, b):
+            uf.union(a["post_id"], b["post_id"])
     groups: dict[str, list[str]] = defaultdict(list)
     for pid in uf.parent:
         groups[uf.find(pid)].append(pid)
@@ -155,7 +180,8 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         member_ids.sort(key=lambda p: (posts[p]["created_utc"] or 0, p))
         first = posts[member_ids[0]]
         release_id = "rel_" + member_ids[0]
-        my_audio = [a for a in audio_rows if a["post_id"] in member_ids]
+        my_audio = [a for m in member_ids for a in audio_by_post.get(m, [])]
+        first_variant = len(variants)
         # 2. Variants: cluster this release's audio by recording.
         clusters: list[_Variant] = []
         for a in sorted(my_audio, key=lambda a: (a["post_id"], a["link_index"])):
@@ -241,7 +267,8 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             rec = performer_names.setdefault(scribe.lower(), {"name": scribe, "aliases": set(), "urls": set(), "releases": set(), "roles": set()})
             rec["roles"].add("scribe")
             rec["urls"].add(f"https://www.reddit.com/user/{scribe}")
-        ok_variants = [v for v in variants if v["release_id"] == release_id and v["status"] == "ok"]
+        my_variants = variants[first_variant:]
+        ok_variants = [v for v in my_variants if v["status"] == "ok"]
         if ok_variants:
             status, reason = "ok", None
         elif lost_posts & set(member_ids) and not my_audio:
@@ -282,7 +309,7 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             "status_reason": reason,
         }
         row["content_hash"] = _short_hash(json.dumps(row, sort_keys=True),
-                                          json.dumps([v for v in variants if v["release_id"] == release_id], sort_keys=True), n=16)
+                                          json.dumps(my_variants, sort_keys=True), n=16)
         releases.append(row)
     releases.sort(key=lambda r: r["release_id"])
     variants.sort(key=lambda v: (v["release_id"], v["variant_index"]))
