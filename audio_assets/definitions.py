@@ -1,6 +1,5 @@
 """Dagster definitions: thin assets, checks and sensors over the plain modules."""
 
-
 import json
 import os
 import warnings
@@ -95,12 +94,14 @@ def _status_counts(df: pl.DataFrame) -> dict:
 
 
 def _result(df: pl.DataFrame, preview: list[str], **extra) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": dg.MetadataValue.int(df.height),
-        "rows_by_status": dg.MetadataValue.json(_status_counts(df)),
-        "preview": _md_preview(df, preview),
-        **extra,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(df.height),
+            "rows_by_status": dg.MetadataValue.json(_status_counts(df)),
+            "preview": _md_preview(df, preview),
+            **extra,
+        }
+    )
 
 
 def _frame_or_empty(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:
@@ -109,22 +110,39 @@ def _frame_or_empty(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:
 
 # -- sources ------------------------------------------------------------------------------------
 
-@dg.asset(group_name="sources", description="GWASI's index of r/gonewildaudio posts, decoded: one row per post "
-          "(post id, author, flair, title, created, score, duration or script words, extra), by post date (UTC).", **DAILY)
+
+@dg.asset(
+    group_name="sources",
+    description="GWASI's index of r/gonewildaudio posts, decoded: one row per post "
+    "(post id, author, flair, title, created, score, duration or script words, extra), by post date (UTC).",
+    **DAILY,
+)
 def gwasi_index(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     settings, days = pipeline.settings(), context.partition_keys
     with pipeline.http() as client:
-        snapshot, delta, base_fills = gwasi_import.prepare_snapshot(client, settings.gwasi_dir, settings.gwasi_base_url)
+        snapshot, delta, base_fills = gwasi_import.prepare_snapshot(
+            client, settings.gwasi_dir, settings.gwasi_base_url
+        )
         requests = client.total_requests()
     df = sources.build_gwasi_index(snapshot, delta, days, base_fills)
     pipeline.warehouse().replace_partitions("gwasi_index", df, partition_column="post_date", partitions=days)
-    return _result(df, ["post_date", "post_id", "author", "flair", "title", "duration_s", "script_words"],
-                   base_version=str(delta.get("base")), days=len(days), http_requests=requests)
+    return _result(
+        df,
+        ["post_date", "post_id", "author", "flair", "title", "duration_s", "script_words"],
+        base_version=str(delta.get("base")),
+        days=len(days),
+        http_requests=requests,
+    )
 
 
-@dg.asset(group_name="sources", deps=[gwasi_index], automation_condition=FOLLOW_UPSTREAM,
-          description="The full Reddit post for each GWASI entry (body, flair, author, deleted/removed state), read "
-          "100 posts per request; posts Reddit no longer returns keep GWASI's data (source column).", **DAILY)
+@dg.asset(
+    group_name="sources",
+    deps=[gwasi_index],
+    automation_condition=FOLLOW_UPSTREAM,
+    description="The full Reddit post for each GWASI entry (body, flair, author, deleted/removed state), read "
+    "100 posts per request; posts Reddit no longer returns keep GWASI's data (source column).",
+    **DAILY,
+)
 def reddit_posts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     g = _frame_or_empty(wh.read("gwasi_index", days), sources.GWASI_SCHEMA)
@@ -132,12 +150,19 @@ def reddit_posts(context: dg.AssetExecutionContext, pipeline: PipelineResource) 
         df = sources.build_reddit_posts(pipeline.settings(), client, g)
         requests = client.total_requests()
     wh.replace_partitions("reddit_posts", df, partition_column="post_date", partitions=days)
-    return _result(df, ["post_date", "post_id", "author", "title", "status", "source"], reddit_requests=requests)
+    return _result(
+        df, ["post_date", "post_id", "author", "title", "status", "source"], reddit_requests=requests
+    )
 
 
-@dg.asset(group_name="sources", deps=[reddit_posts], automation_condition=FOLLOW_UPSTREAM,
-          description="Per post: clean title, tags, audiences, kind, performers, scribe, credits, private fill, and "
-          "links by platform and role with variant hints. Deterministic, no LLM.", **DAILY)
+@dg.asset(
+    group_name="sources",
+    deps=[reddit_posts],
+    automation_condition=FOLLOW_UPSTREAM,
+    description="Per post: clean title, tags, audiences, kind, performers, scribe, credits, private fill, and "
+    "links by platform and role with variant hints. Deterministic, no LLM.",
+    **DAILY,
+)
 def post_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     posts = _frame_or_empty(wh.read("reddit_posts", days), sources.REDDIT_SCHEMA)
@@ -145,12 +170,21 @@ def post_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     df = sources.build_post_analysis(posts, g)
     wh.replace_partitions("post_analysis", df, partition_column="post_date", partitions=days)
     kinds = {str(k): int(v) for k, v in df.group_by("kind").len().iter_rows()} if df.height else {}
-    return _result(df, ["post_date", "post_id", "kind", "audiences", "performers", "scribe"], kinds=dg.MetadataValue.json(kinds))
+    return _result(
+        df,
+        ["post_date", "post_id", "kind", "audiences", "performers", "scribe"],
+        kinds=dg.MetadataValue.json(kinds),
+    )
 
 
-@dg.asset(group_name="media", deps=[post_analysis], automation_condition=FOLLOW_UPSTREAM,
-          description="One row per audio link: platform ids, URLs, the downloaded file (data/audio/<platform>/), bytes, "
-          "sha256, duration, codec, chromaprint fingerprint, status and error. HotAudio: metadata only.", **DAILY)
+@dg.asset(
+    group_name="media",
+    deps=[post_analysis],
+    automation_condition=FOLLOW_UPSTREAM,
+    description="One row per audio link: platform ids, URLs, the downloaded file (data/audio/<platform>/), bytes, "
+    "sha256, duration, codec, chromaprint fingerprint, status and error. HotAudio: metadata only.",
+    **DAILY,
+)
 def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
@@ -158,13 +192,21 @@ def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
     with pipeline.http() as client:
         df = sources.build_audio_files(pipeline.settings(), client, a, held=held)
     wh.replace_partitions("audio_files", df, partition_column="post_date", partitions=days)
-    return _result(df, ["post_date", "post_id", "platform", "platform_id", "duration_s", "status"],
-                   bytes=int(df.get_column("bytes").fill_null(0).sum()) if df.height else 0)
+    return _result(
+        df,
+        ["post_date", "post_id", "platform", "platform_id", "duration_s", "status"],
+        bytes=int(df.get_column("bytes").fill_null(0).sum()) if df.height else 0,
+    )
 
 
-@dg.asset(group_name="media", deps=[post_analysis], automation_condition=FOLLOW_UPSTREAM,
-          description="Scripts linked from posts: scriptbin.works texts saved under data/scripts/scriptbin/, links to "
-          "Reddit script offers, and private fills marked.", **DAILY)
+@dg.asset(
+    group_name="media",
+    deps=[post_analysis],
+    automation_condition=FOLLOW_UPSTREAM,
+    description="Scripts linked from posts: scriptbin.works texts saved under data/scripts/scriptbin/, links to "
+    "Reddit script offers, and private fills marked.",
+    **DAILY,
+)
 def scripts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
@@ -174,8 +216,13 @@ def scripts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
     return _result(df, ["post_date", "post_id", "platform", "title", "author", "word_count", "status"])
 
 
-@dg.asset(group_name="media", deps=[post_analysis, audio_files], automation_condition=FOLLOW_UPSTREAM,
-          description="Images linked from posts and platforms (whyp.it artwork), saved under data/artwork/.", **DAILY)
+@dg.asset(
+    group_name="media",
+    deps=[post_analysis, audio_files],
+    automation_condition=FOLLOW_UPSTREAM,
+    description="Images linked from posts and platforms (whyp.it artwork), saved under data/artwork/.",
+    **DAILY,
+)
 def artwork(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
@@ -188,71 +235,119 @@ def artwork(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
 
 # -- releases -----------------------------------------------------------------------------------
 
-@dg.asset(group_name="releases", deps=[post_analysis, audio_files, scripts, artwork], automation_condition=FOLLOW_ANY_DAY,
-          description="Releases over every day: posts of one performance, its audio variants (mirrors grouped by "
-          "acoustic fingerprint), performers, scribe and script. Also writes release_variants, performers and "
-          "data/releases/release_db.json; credits (person, role) and release_tags (audience, kind, content; raw kept).")
+
+@dg.asset(
+    group_name="releases",
+    deps=[post_analysis, audio_files, scripts, artwork],
+    automation_condition=FOLLOW_ANY_DAY,
+    description="Releases over every day: posts of one performance, its audio variants (mirrors grouped by "
+    "acoustic fingerprint), performers, scribe and script. Also writes release_variants, performers and "
+    "data/releases/release_db.json; credits (person, role) and release_tags (audience, kind, content; raw kept).",
+)
 def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings = pipeline.warehouse(), pipeline.settings()
     a = _frame_or_empty(wh.read("post_analysis"), sources.ANALYSIS_SCHEMA)
     au = _frame_or_empty(wh.read("audio_files"), sources.AUDIO_SCHEMA)
     old = wh.read("releases")
-    rel, var, perf = releases_layer.aggregate(a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"),
-                                              wh.read("gwasi_index"))
+    rel, var, perf = releases_layer.aggregate(
+        a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"), wh.read("gwasi_index")
+    )
     wh.replace_table("releases", rel)
     wh.replace_table("release_variants", var)
     wh.replace_table("performers", perf)
     credits, tags = releases_layer.credits_and_tags(rel)
     wh.replace_table("credits", credits)
     wh.replace_table("release_tags", tags)
+    works = releases_layer.script_works(rel)
+    wh.replace_table("script_works", works)
     releases_layer.export_release_db(settings.release_db_path, rel, var, perf)
     changed = releases_layer.changed_release_days(old, rel)
     context.log.info(f"{rel.height} releases, {var.height} variants; release days changed: {len(changed)}")
-    return _result(rel, ["release_id", "release_date", "title", "performers", "variant_count", "status"],
-                   variants=var.height, performers=perf.height, credits=credits.height, tags=tags.height,
-                   changed_release_days=dg.MetadataValue.json(changed))
+    return _result(
+        rel,
+        ["release_id", "release_date", "title", "performers", "variant_count", "status"],
+        variants=var.height,
+        performers=perf.height,
+        credits=credits.height,
+        tags=tags.height,
+        scripts_performed_more_than_once=int(works.filter(pl.col("performance_count") > 1).height),
+        changed_release_days=dg.MetadataValue.json(changed),
+    )
 
 
-@dg.asset(group_name="releases", deps=[releases], automation_condition=FOLLOW_ANY_DAY,
-          description="The catalogue: performers, scribes, audiences, kinds and tags with their release counts.")
+@dg.asset(
+    group_name="releases",
+    deps=[releases],
+    automation_condition=FOLLOW_ANY_DAY,
+    description="The catalogue: performers, scribes, audiences, kinds and tags with their release counts.",
+)
 def catalogue(pipeline: PipelineResource) -> dg.MaterializeResult:
     wh = pipeline.warehouse()
     df = catalogue_layer.build_catalogue(_frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA))
     wh.replace_table("catalogue", df)
     kinds = {str(k): int(v) for k, v in df.group_by("kind").len().iter_rows()} if df.height else {}
-    return dg.MaterializeResult(metadata={"dagster/row_count": df.height, "by_kind": dg.MetadataValue.json(kinds),
-                                          "preview": _md_preview(df, ["kind", "name", "release_count"], 15)})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": df.height,
+            "by_kind": dg.MetadataValue.json(kinds),
+            "preview": _md_preview(df, ["kind", "name", "release_count"], 15),
+        }
+    )
 
 
-@dg.asset(group_name="releases", deps=[releases], automation_condition=FOLLOW_ANY_DAY,
-          description="Similar releases (TF-IDF over titles, tags and descriptions, cosine) and similar performers "
-          "(the cosine of their mean release profiles), top 5 each.")
+@dg.asset(
+    group_name="releases",
+    deps=[releases],
+    automation_condition=FOLLOW_ANY_DAY,
+    description="Similar releases (TF-IDF over titles, tags and descriptions, cosine) and similar performers "
+    "(the cosine of their mean release profiles), top 5 each.",
+)
 def release_similarity(pipeline: PipelineResource) -> dg.MaterializeResult:
     wh = pipeline.warehouse()
     df = catalogue_layer.build_similarity(_frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA))
     wh.replace_table("release_similarity", df)
-    return dg.MaterializeResult(metadata={"dagster/row_count": df.height,
-                                          "preview": _md_preview(df, ["kind", "item", "similar", "rank", "score"], 10)})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": df.height,
+            "preview": _md_preview(df, ["kind", "item", "similar", "rank", "score"], 10),
+        }
+    )
 
 
 # -- stash --------------------------------------------------------------------------------------
 
-@dg.asset(group_name="stash", deps=[releases],
-          description="Each audio variant wrapped as an mp4 (real h264 still-image stream from the artwork or a title "
-          "card, audio copied) under data/videos/, by release date.", **DAILY)
+
+@dg.asset(
+    group_name="stash",
+    deps=[releases],
+    description="Each audio variant wrapped as an mp4 (real h264 still-image stream from the artwork or a title "
+    "card, audio copied) under data/videos/, by release date.",
+    **DAILY,
+)
 def rendered_videos(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings, days = pipeline.warehouse(), pipeline.settings(), context.partition_keys
-    rel = _frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA).filter(pl.col("release_date").is_in(days))
-    var = _frame_or_empty(wh.read("release_variants"), releases_layer.VARIANT_SCHEMA).filter(pl.col("release_date").is_in(days))
+    rel = _frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA).filter(
+        pl.col("release_date").is_in(days)
+    )
+    var = _frame_or_empty(wh.read("release_variants"), releases_layer.VARIANT_SCHEMA).filter(
+        pl.col("release_date").is_in(days)
+    )
     df = rendering.build_rendered_videos(settings, rel, var, wh.read("rendered_videos", days))
     wh.replace_partitions("rendered_videos", df, partition_column="release_date", partitions=days)
     rendered = int(df.get_column("rendered").fill_null(False).sum()) if df.height else 0
-    return _result(df, ["release_date", "variant_id", "video_path", "duration_s", "status"], newly_rendered=rendered)
+    return _result(
+        df, ["release_date", "variant_id", "video_path", "duration_s", "status"], newly_rendered=rendered
+    )
 
 
-@dg.asset(group_name="stash", deps=[rendered_videos], automation_condition=FOLLOW_UPSTREAM,
-          description="Stash scenes for the rendered videos: scan, then one scene per variant with performers, tags, "
-          "studio and a group per multi-variant release. The sync state (Stash ids, hash of what was written).", **DAILY)
+@dg.asset(
+    group_name="stash",
+    deps=[rendered_videos],
+    automation_condition=FOLLOW_UPSTREAM,
+    description="Stash scenes for the rendered videos: scan, then one scene per variant with performers, tags, "
+    "studio and a group per multi-variant release. The sync state (Stash ids, hash of what was written).",
+    **DAILY,
+)
 def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings, days = pipeline.warehouse(), pipeline.settings(), context.partition_keys
     rel = _frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA)
@@ -267,22 +362,41 @@ def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) 
     df = sync_frame(rows)
     wh.replace_partitions("stash_scenes", df, partition_column="release_date", partitions=days)
     actions = {str(k): int(v) for k, v in df.group_by("action").len().iter_rows()} if df.height else {}
-    return _result(df, ["release_date", "variant_id", "scene_id", "action", "status"], stash_mutations=mutations,
-                   stash_requests=requests, actions=dg.MetadataValue.json(actions))
+    return _result(
+        df,
+        ["release_date", "variant_id", "scene_id", "action", "status"],
+        stash_mutations=mutations,
+        stash_requests=requests,
+        actions=dg.MetadataValue.json(actions),
+    )
 
 
 # -- checks -------------------------------------------------------------------------------------
 
+
 @dg.asset_check(asset=gwasi_index, description="No post id appears twice in the index.")
 def gwasi_no_duplicate_post_ids(pipeline: PipelineResource) -> dg.AssetCheckResult:
     df = pipeline.warehouse().read("gwasi_index")
-    dups = 0 if df is None else df.filter(pl.col("post_id").is_not_null()).group_by("post_id").len().filter(pl.col("len") > 1).height
+    dups = (
+        0
+        if df is None
+        else df.filter(pl.col("post_id").is_not_null())
+        .group_by("post_id")
+        .len()
+        .filter(pl.col("len") > 1)
+        .height
+    )
     invalid = 0 if df is None else df.filter(pl.col("status") != "ok").height
-    return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_post_ids": dups, "invalid_entries": invalid})
+    return dg.AssetCheckResult(
+        passed=dups == 0, metadata={"duplicate_post_ids": dups, "invalid_entries": invalid}
+    )
 
 
-@dg.asset_check(asset=releases, description="Every release has a playable audio, or a status saying why not; "
-                "no audio belongs to two releases.")
+@dg.asset_check(
+    asset=releases,
+    description="Every release has a playable audio, or a status saying why not; "
+    "no audio belongs to two releases.",
+)
 def releases_have_audio(pipeline: PipelineResource) -> dg.AssetCheckResult:
     wh = pipeline.warehouse()
     rel, var = wh.read("releases"), wh.read("release_variants")
@@ -290,14 +404,42 @@ def releases_have_audio(pipeline: PipelineResource) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=True, metadata={"releases": 0})
     unexplained = rel.filter((pl.col("status") != "ok") & pl.col("status_reason").is_null()).height
     no_audio = rel.filter(pl.col("status") != "ok").height
-    shared = var.filter(pl.col("audio_sha256").is_not_null()).group_by("audio_sha256").agg(pl.col("release_id").n_unique()).filter(pl.col("release_id") > 1).height
-    return dg.AssetCheckResult(passed=unexplained == 0 and shared == 0, metadata={
-        "releases": rel.height, "without_audio": no_audio, "without_audio_unexplained": unexplained,
-        "audio_in_two_releases": shared})
+    shared = (
+        var.filter(pl.col("audio_sha256").is_not_null())
+        .group_by("audio_sha256")
+        .agg(pl.col("release_id").n_unique())
+        .filter(pl.col("release_id") > 1)
+        .height
+    )
+    return dg.AssetCheckResult(
+        passed=unexplained == 0 and shared == 0,
+        metadata={
+            "releases": rel.height,
+            "without_audio": no_audio,
+            "without_audio_unexplained": unexplained,
+            "audio_in_two_releases": shared,
+        },
+    )
 
 
-@dg.asset_check(asset=audio_files, description="Every downloaded audio file exists and decodes with ffmpeg "
-                "(the newest 500 files per check run).")
+@dg.asset_check(asset=releases, description="No performer identity is split by case or alias.")
+def performers_not_split(pipeline: PipelineResource) -> dg.AssetCheckResult:
+    perf = pipeline.warehouse().read("performers")
+    split = [] if perf is None else releases_layer.split_identities(perf)
+    return dg.AssetCheckResult(
+        passed=not split,
+        metadata={
+            "performers": 0 if perf is None else perf.height,
+            "split_names": dg.MetadataValue.json(split[:20]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=audio_files,
+    description="Every downloaded audio file exists and decodes with ffmpeg "
+    "(the newest 500 files per check run).",
+)
 def audio_files_decode(pipeline: PipelineResource) -> dg.AssetCheckResult:
     settings = pipeline.settings()
     df = pipeline.warehouse().read("audio_files")
@@ -309,11 +451,15 @@ def audio_files_decode(pipeline: PipelineResource) -> dg.AssetCheckResult:
         result = media.check_audio(settings.data_root / path)
         if not result.ok:
             bad.append(f"{path}: {result.error}")
-    return dg.AssetCheckResult(passed=not bad, metadata={"checked": ok.height, "failed": len(bad),
-                                                         "failures": dg.MetadataValue.json(bad[:20])})
+    return dg.AssetCheckResult(
+        passed=not bad,
+        metadata={"checked": ok.height, "failed": len(bad), "failures": dg.MetadataValue.json(bad[:20])},
+    )
 
 
-@dg.asset_check(asset=rendered_videos, description="Every mp4 exists and its duration equals its audio's within 0.5 s.")
+@dg.asset_check(
+    asset=rendered_videos, description="Every mp4 exists and its duration equals its audio's within 0.5 s."
+)
 def rendered_duration_matches_audio(pipeline: PipelineResource) -> dg.AssetCheckResult:
     settings = pipeline.settings()
     df = pipeline.warehouse().read("rendered_videos")
@@ -322,8 +468,10 @@ def rendered_duration_matches_audio(pipeline: PipelineResource) -> dg.AssetCheck
     ok = df.filter(pl.col("status") == "ok")
     off = ok.filter((pl.col("duration_s") - pl.col("audio_duration_s")).abs() > 0.5).height
     missing = sum(1 for p in ok.get_column("video_path").to_list() if not (settings.data_root / p).exists())
-    return dg.AssetCheckResult(passed=off == 0 and missing == 0,
-                               metadata={"videos": ok.height, "duration_off": off, "missing_files": missing})
+    return dg.AssetCheckResult(
+        passed=off == 0 and missing == 0,
+        metadata={"videos": ok.height, "duration_off": off, "missing_files": missing},
+    )
 
 
 @dg.asset_check(asset=stash_scenes, description="Stash holds a scene for every rendered video (exact path).")
@@ -332,21 +480,40 @@ def stash_has_scene_for_every_video(pipeline: PipelineResource) -> dg.AssetCheck
     videos = pipeline.warehouse().read("rendered_videos")
     if videos is None:
         return dg.AssetCheckResult(passed=True, metadata={"videos": 0})
-    wanted = {settings.stash_path_for(settings.data_root / p) for p in videos.filter(pl.col("status") == "ok").get_column("video_path").to_list()}
+    wanted = {
+        settings.stash_path_for(settings.data_root / p)
+        for p in videos.filter(pl.col("status") == "ok").get_column("video_path").to_list()
+    }
     root = settings.stash_library_path or str(settings.videos_dir.resolve())
     with pipeline.stash() as client:
-        scenes = client.find_all("FindScenes", "findScenes", "scenes", {"scene_filter": {"path": {"value": root, "modifier": "INCLUDES"}}})
+        scenes = client.find_all(
+            "FindScenes",
+            "findScenes",
+            "scenes",
+            {"scene_filter": {"path": {"value": root, "modifier": "INCLUDES"}}},
+        )
     held = {f["path"] for s in scenes for f in s["files"]}
     missing = sorted(wanted - held)
-    return dg.AssetCheckResult(passed=not missing, metadata={"videos": len(wanted), "scenes": len(scenes),
-                                                             "missing": dg.MetadataValue.json(missing[:20])})
+    return dg.AssetCheckResult(
+        passed=not missing,
+        metadata={
+            "videos": len(wanted),
+            "scenes": len(scenes),
+            "missing": dg.MetadataValue.json(missing[:20]),
+        },
+    )
 
 
 # -- sensors ------------------------------------------------------------------------------------
 
-@dg.sensor(target=[gwasi_index], minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Polls GWASI's delta.json and requests gwasi_index runs for the days whose posts were "
-           "added, changed or removed. Downstream layers follow by declarative automation.")
+
+@dg.sensor(
+    target=[gwasi_index],
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Polls GWASI's delta.json and requests gwasi_index runs for the days whose posts were "
+    "added, changed or removed. Downstream layers follow by declarative automation.",
+)
 def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
     settings = pipeline.settings()
     wh = pipeline.warehouse()
@@ -354,10 +521,14 @@ def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource
         delta = gwasi.fetch_delta(client, settings.gwasi_base_url)
 
         def load_day_digests(d: dict) -> dict[str, str]:
-            snap, _, fills = gwasi_import.prepare_snapshot(client, settings.gwasi_dir, settings.gwasi_base_url, d)
+            snap, _, fills = gwasi_import.prepare_snapshot(
+                client, settings.gwasi_dir, settings.gwasi_base_url, d
+            )
             con = gwasi_import.connect()
             try:
-                return gwasi_import.day_digests(con, gwasi_import.overlay(con, snap, d, None, base_fills=fills))
+                return gwasi_import.day_digests(
+                    con, gwasi_import.overlay(con, snap, d, None, base_fills=fills)
+                )
             finally:
                 con.close()
 
@@ -365,24 +536,34 @@ def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource
             if not wh.db_path.exists():
                 return {}
             try:
-                rows = wh.query("SELECT post_id, post_date FROM gwasi_index WHERE post_id IN (SELECT unnest(?))", [ids])
+                rows = wh.query(
+                    "SELECT post_id, post_date FROM gwasi_index WHERE post_id IN (SELECT unnest(?))", [ids]
+                )
             except Exception:  # noqa: BLE001 - no table yet
                 return {}
             return dict(rows)
 
-        result = gwasi_watch.check(delta, context.cursor, load_day_digests=load_day_digests,
-                                   days_of_posts=days_of_posts)
+        result = gwasi_watch.check(
+            delta, context.cursor, load_day_digests=load_day_digests, days_of_posts=days_of_posts
+        )
     valid_days = set(daily_partitions.get_partition_keys())
-    requests = [dg.RunRequest(run_key=f"gwasi:{day}:{result.digests.get(day)}", partition_key=day)
-                for day in result.changed_days if day in valid_days]
+    requests = [
+        dg.RunRequest(run_key=f"gwasi:{day}:{result.digests.get(day)}", partition_key=day)
+        for day in result.changed_days
+        if day in valid_days
+    ]
     context.update_cursor(result.cursor)
     if not requests:
         return dg.SkipReason("GWASI delta unchanged")
     return requests
 
 
-@dg.asset_sensor(asset_key=dg.AssetKey("releases"), job_name="render_and_sync", default_status=dg.DefaultSensorStatus.STOPPED,
-                 description="After releases re-aggregate, renders and syncs only the release days whose releases changed.")
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("releases"),
+    job_name="render_and_sync",
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="After releases re-aggregate, renders and syncs only the release days whose releases changed.",
+)
 def releases_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     mat = asset_event.asset_materialization
     changed = mat.metadata.get("changed_release_days") if mat else None
@@ -390,24 +571,48 @@ def releases_changed_sensor(context: dg.SensorEvaluationContext, asset_event: dg
     valid = set(daily_partitions.get_partition_keys())
     for day in days:
         if day in valid:
-            yield dg.RunRequest(run_key=f"render:{day}:{asset_event.run_id}:{asset_event.timestamp}", partition_key=day)
+            yield dg.RunRequest(
+                run_key=f"render:{day}:{asset_event.run_id}:{asset_event.timestamp}", partition_key=day
+            )
 
 
-render_and_sync = dg.define_asset_job("render_and_sync", selection=[rendered_videos, stash_scenes],
-                                      )
-daily_sources_job = dg.define_asset_job("daily_sources", selection=[gwasi_index, reddit_posts, post_analysis, audio_files,
-                                                                     scripts, artwork])
+render_and_sync = dg.define_asset_job(
+    "render_and_sync",
+    selection=[rendered_videos, stash_scenes],
+)
+daily_sources_job = dg.define_asset_job(
+    "daily_sources", selection=[gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork]
+)
 releases_job = dg.define_asset_job("build_releases", selection=[releases])
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    "automation_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
 
-ALL_ASSETS = [gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork, releases, catalogue,
-              release_similarity, rendered_videos, stash_scenes]
-ALL_CHECKS = [gwasi_no_duplicate_post_ids, releases_have_audio, audio_files_decode, rendered_duration_matches_audio,
-              stash_has_scene_for_every_video]
+ALL_ASSETS = [
+    gwasi_index,
+    reddit_posts,
+    post_analysis,
+    audio_files,
+    scripts,
+    artwork,
+    releases,
+    catalogue,
+    release_similarity,
+    rendered_videos,
+    stash_scenes,
+]
+ALL_CHECKS = [
+    gwasi_no_duplicate_post_ids,
+    releases_have_audio,
+    performers_not_split,
+    audio_files_decode,
+    rendered_duration_matches_audio,
+    stash_has_scene_for_every_video,
+]
 
 
 def build_definitions(pipeline: PipelineResource | None = None) -> dg.Definitions:

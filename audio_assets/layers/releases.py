@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +106,71 @@ def _candidate_pairs(audio: list[dict], posts: dict[str, dict]):
                     yield a, b
 
 
+HOST_PROFILE = {"soundgasm": "https://soundgasm.net/u/", "hotaudio": "https://hotaudio.net/u/",
+                "whypit": "https://whyp.it/users/", "patreon": None}
+
+
+def resolve_identities(releases: list[dict], host_accounts: list[tuple[str, str, str]]) -> list[dict]:
+    """One identity per person across Reddit and host usernames (case-insensitive): host
+    accounts that carry a person's uploads join that person. Rewrites each release's
+    performers and scribe to the canonical (Reddit) spelling; returns the performers rows."""
+    uf = UnionFind()
+    spellings: dict[str, Counter] = defaultdict(Counter)  # lower name -> Reddit spellings seen
+    host_names: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for r in releases:
+        for name in json.loads(r["performers"]) + ([r["scribe"]] if r["scribe"] else []):
+            uf.find(name.lower())
+            spellings[name.lower()][name] += 1
+    for owner, user, platform in host_accounts:
+        uf.union(owner.lower(), user.lower())
+        host_names[user.lower()].add((user, platform))
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in list(uf.parent):
+        groups[uf.find(key)].append(key)
+    canonical: dict[str, str] = {}
+    for keys in groups.values():
+        credited = Counter()
+        for k in keys:
+            credited.update(spellings.get(k, Counter()))
+        name = sorted(credited.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] if credited else sorted(keys)[0]
+        for k in keys:
+            canonical[k] = name
+    people: dict[str, dict] = {}
+    for r in releases:
+        perf = []
+        for name in json.loads(r["performers"]):
+            c = canonical[name.lower()]
+            if c not in perf:
+                perf.append(c)
+        r["performers"] = json.dumps(perf)
+        if r["scribe"]:
+            r["scribe"] = canonical[r["scribe"].lower()]
+        for role, names in (("voice", perf), ("scribe", [r["scribe"]] if r["scribe"] else [])):
+            for name in names:
+                rec = people.setdefault(name.lower(), {"name": name, "releases": set(), "roles": set()})
+                rec["roles"].add(role)
+                if role == "voice":
+                    rec["releases"].add(r["release_id"])
+    rows = []
+    for key, rec in sorted(people.items()):
+        members = groups[uf.find(key)]
+        aliases, urls = set(), set()
+        for k in members:
+            for spelling in spellings.get(k, ()):
+                urls.add(f"https://www.reddit.com/user/{spelling}")
+                if spelling != rec["name"]:
+                    aliases.add(spelling)
+            for user, platform in host_names.get(k, ()):
+                if user != rec["name"]:
+                    aliases.add(user)
+                if HOST_PROFILE.get(platform) and platform != "whypit":
+                    urls.add(HOST_PROFILE[platform] + user)
+        rows.append({"performer_id": key, "name": rec["name"], "aliases": json.dumps(sorted(aliases)),
+                     "urls": json.dumps(sorted(urls)), "release_count": len(rec["releases"]),
+                     "roles": json.dumps(sorted(rec["roles"]))})
+    return rows
+
+
 def _short_hash(*parts: str, n: int = 10) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
 
@@ -147,6 +212,20 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
     for a, b in _candidate_pairs([a for a in ok_audio if a["post_id"] in uf.parent], posts):
         if uf.find(a["post_id"]) != uf.find(b["post_id"]) and _same_recording(a, b):
             uf.union(a["post_id"], b["post_id"])
+    # Without an acoustic match (an audio the host re-encoded, a Patreon early-access copy), the
+    # same performer's posts with the same title and an audio of the same length are one release.
+    by_title: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pid in uf.parent:
+        p = posts[pid]
+        if p["author"] and _title_key(p["clean_title"]):
+            by_title[(p["author"].lower(), _title_key(p["clean_title"]))].append(pid)
+    for same in by_title.values():
+        for i, a in enumerate(same):
+            for b in same[i + 1:]:
+                durations_a = [x["duration_s"] for x in audio_by_post.get(a, []) if x["status"] == "ok" and x["duration_s"]]
+                durations_b = [x["duration_s"] for x in audio_by_post.get(b, []) if x["status"] == "ok" and x["duration_s"]]
+                if any(abs(x - y) <= SAME_RECORDING_MAX_DURATION_DIFF_S for x in durations_a for y in durations_b):
+                    uf.union(a, b)
     groups: dict[str, list[str]] = defaultdict(list)
     for pid in uf.parent:
         groups[uf.find(pid)].append(pid)
@@ -175,7 +254,7 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             art_by_post[a["post_id"]].append(a)
 
     releases, variants = [], []
-    performer_names: dict[str, dict] = {}
+    host_accounts: list[tuple[str, str, str]] = []  # (credited person, host account, platform)
     for member_ids in groups.values():
         member_ids.sort(key=lambda p: (posts[p]["created_utc"] or 0, p))
         first = posts[member_ids[0]]
@@ -249,24 +328,14 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         if scribe is None:
             scribe = next((s["author"] for s in my_scripts if s["author"]), None)
         art = next((a["local_path"] for m in member_ids for a in art_by_post.get(m, [])), None)
-        for name in performers:
-            rec = performer_names.setdefault(name.lower(), {"name": name, "aliases": set(), "urls": set(), "releases": set(), "roles": set()})
-            rec["releases"].add(release_id)
-            rec["roles"].add("voice")
-            rec["urls"].add(f"https://www.reddit.com/user/{name}")
-        for s in [s for v in clusters for s in v.sources] + extra_sources:
-            user = s.get("platform_user")
-            if user and user.lower() in performer_names and user != performer_names[user.lower()]["name"]:
-                performer_names[user.lower()]["aliases"].add(user)
-            if user and user.lower() in performer_names:
-                host = {"soundgasm": "https://soundgasm.net/u/", "hotaudio": "https://hotaudio.net/u/",
-                        "whypit": "https://whyp.it/users/"}.get(s["platform"])
-                if host and s["platform"] != "whypit":
-                    performer_names[user.lower()]["urls"].add(host + user)
-        if scribe:
-            rec = performer_names.setdefault(scribe.lower(), {"name": scribe, "aliases": set(), "urls": set(), "releases": set(), "roles": set()})
-            rec["roles"].add("scribe")
-            rec["urls"].add(f"https://www.reddit.com/user/{scribe}")
+        credited = {p.lower() for p in performers}
+        for src in [x for v in clusters for x in v.sources] + extra_sources:
+            user = src.get("platform_user")
+            if user and src["platform"] in HOST_PROFILE:
+                poster = posts[src["post_id"]]["author"]
+                owner = user if user.lower() in credited else poster
+                if owner:
+                    host_accounts.append((owner, user, src["platform"]))
         my_variants = variants[first_variant:]
         ok_variants = [v for v in my_variants if v["status"] == "ok"]
         if ok_variants:
@@ -308,16 +377,14 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             "status": status,
             "status_reason": reason,
         }
-        row["content_hash"] = _short_hash(json.dumps(row, sort_keys=True),
-                                          json.dumps(my_variants, sort_keys=True), n=16)
+        row["_variants"] = my_variants
         releases.append(row)
     releases.sort(key=lambda r: r["release_id"])
     variants.sort(key=lambda v: (v["release_id"], v["variant_index"]))
-    perf_rows = [
-        {"performer_id": key, "name": rec["name"], "aliases": json.dumps(sorted(rec["aliases"])),
-         "urls": json.dumps(sorted(rec["urls"])), "release_count": len(rec["releases"]), "roles": json.dumps(sorted(rec["roles"]))}
-        for key, rec in sorted(performer_names.items())
-    ]
+    perf_rows = resolve_identities(releases, host_accounts)
+    for row in releases:
+        row["content_hash"] = _short_hash(json.dumps({k: v for k, v in row.items() if k != "_variants"}, sort_keys=True),
+                                          json.dumps(row.pop("_variants"), sort_keys=True), n=16)
     return frame(releases, RELEASE_SCHEMA), frame(variants, VARIANT_SCHEMA), frame(perf_rows, PERFORMER_SCHEMA)
 
 
@@ -361,6 +428,52 @@ def credits_and_tags(releases: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
                 seen.add(norm.lower())
                 tags.append({"release_id": rid, "tag": norm, "category": "content", "raw": t})
     return frame(credits, CREDIT_SCHEMA), frame(tags, TAG_SCHEMA)
+
+
+SCRIPT_WORK_SCHEMA = {"script_id": S, "script_urls": S, "script_offer_post_id": S, "scribe": S, "release_ids": S,
+                      "performers": S, "performance_count": I, "first_release": S, "last_release": S}
+
+
+def script_works(releases: pl.DataFrame) -> pl.DataFrame:
+    """One row per script with every release that performs it (by script URL or offer post)."""
+    uf = UnionFind()
+    by_key: dict[str, list[dict]] = defaultdict(list)
+    for r in releases.iter_rows(named=True):
+        keys = [u.lower() for u in json.loads(r["script_urls"] or "[]") if "scriptbin.works" in u]
+        if r["script_offer_post_id"]:
+            keys.append("offer:" + r["script_offer_post_id"])
+        for k in keys:
+            uf.union(keys[0], k)
+            by_key[k].append(r)
+    works: dict[str, dict[str, dict]] = defaultdict(dict)
+    for k, rows in by_key.items():
+        for r in rows:
+            works[uf.find(k)][r["release_id"]] = r
+    out = []
+    for root, rels in works.items():
+        rs = sorted(rels.values(), key=lambda r: (r["release_date"], r["release_id"]))
+        urls = sorted({u for r in rs for u in json.loads(r["script_urls"] or "[]")})
+        perf = []
+        for r in rs:
+            for p in json.loads(r["performers"] or "[]"):
+                if p not in perf:
+                    perf.append(p)
+        offer = next((r["script_offer_post_id"] for r in rs if r["script_offer_post_id"]), None)
+        out.append({"script_id": "script_" + _short_hash(root), "script_urls": json.dumps(urls), "script_offer_post_id": offer,
+                    "scribe": next((r["scribe"] for r in rs if r["scribe"]), None),
+                    "release_ids": json.dumps([r["release_id"] for r in rs]), "performers": json.dumps(perf),
+                    "performance_count": len(rs), "first_release": rs[0]["release_date"], "last_release": rs[-1]["release_date"]})
+    out.sort(key=lambda w: w["script_id"])
+    return frame(out, SCRIPT_WORK_SCHEMA)
+
+
+def split_identities(performers: pl.DataFrame) -> list[str]:
+    """Names or aliases that belong to more than one performer row (should be none)."""
+    owners: dict[str, set[str]] = defaultdict(set)
+    for p in performers.iter_rows(named=True):
+        for n in [p["name"], *json.loads(p["aliases"] or "[]")]:
+            owners[n.lower()].add(p["performer_id"])
+    return sorted(n for n, ids in owners.items() if len(ids) > 1)
 
 
 def reddit_status_lost(reddit_posts: pl.DataFrame | None) -> list[str]:
