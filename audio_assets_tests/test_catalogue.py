@@ -63,3 +63,29 @@ def test_credits_and_tag_taxonomy():
     t = tags.filter(pl.col("release_id") == "rel_a")
     assert {(r["category"], r["tag"]) for r in t.iter_rows(named=True)} == {
         ("audience", "F4M"), ("kind", "Script Fill"), ("content", "Ghost"), ("content", "Wholesome")}
+
+
+def test_one_script_many_performances():
+    from audio_assets.layers.releases import script_works
+
+    rel = _releases().with_columns(
+        pl.Series("script_urls", ['["https://scriptbin.works/u/W/ghost"]', "[]", "[]", '["https://scriptbin.works/u/W/ghost"]']),
+        pl.Series("script_offer_post_id", [None, "offer1", None, "offer1"]))
+    works = script_works(rel)
+    multi = works.filter(pl.col("performance_count") > 1).row(0, named=True)
+    assert json.loads(multi["release_ids"]) == ["rel_b", "rel_a", "rel_d"]  # by url, by offer, by both
+    assert json.loads(multi["performers"]) == ["lurkydip", "Lurkydip", "SnakeySmut"]
+
+
+def test_identities_join_reddit_and_host_accounts():
+    from audio_assets.layers.releases import resolve_identities, split_identities
+
+    rows = [{"release_id": "r1", "performers": '["Lurkydip"]', "scribe": "TheWritingJedi"},
+            {"release_id": "r2", "performers": '["lurkydip", "Guest"]', "scribe": None},
+            {"release_id": "r3", "performers": '["QuietVoice"]', "scribe": None}]
+    perf = resolve_identities(rows, [("Lurkydip", "LurkyDip", "soundgasm"), ("QuietVoice", "QuietVoiceASMR", "soundgasm")])
+    assert [r["performers"] for r in rows] == ['["Lurkydip"]', '["Lurkydip", "Guest"]', '["QuietVoice"]']
+    by = {p["name"]: p for p in perf}
+    assert json.loads(by["Lurkydip"]["aliases"]) == ["LurkyDip", "lurkydip"] and by["Lurkydip"]["release_count"] == 2
+    assert "https://soundgasm.net/u/QuietVoiceASMR" in json.loads(by["QuietVoice"]["urls"])
+    assert split_identities(pl.DataFrame(perf)) == []
