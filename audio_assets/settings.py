@@ -44,6 +44,7 @@ KNOWN_HOSTS: frozenset[str] = frozenset(
         "i.redd.it",
         "patreon.com",
         "www.patreon.com",
+        "c10.patreonusercontent.com",
     }
 )
 

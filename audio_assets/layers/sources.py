@@ -17,7 +17,7 @@ import polars as pl
 from audio_assets import analysis, gwasi_import, media
 from audio_assets.downloads import DownloadError, download, safe_name, within
 from audio_assets.http_client import FetchError, PoliteClient
-from audio_assets.platforms import hotaudio, reddit, scriptbin, soundgasm, whypit
+from audio_assets.platforms import hotaudio, other_hosts, patreon, reddit, scriptbin, soundgasm, whypit
 from audio_assets.settings import Settings
 
 S, I, F, B = pl.Utf8, pl.Int64, pl.Float64, pl.Boolean  # noqa: E741
@@ -199,9 +199,65 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict, held: dict
                        status="metadata_only",
                        error="HotAudio encrypts its audio; metadata kept, audio taken from another host")
             return row
+        elif platform == "patreon":
+            post = patreon.resolve(client, url)  # the user's own session (PATREON_SESSION_ID), if set
+            row.update(
+                page_url=post.url,
+                platform_id=post.id,
+                platform_user=post.creator,
+                platform_title=post.title,
+                platform_description=post.text,
+                media_url=post.public_audio_url,
+            )
+            if post.locked:  # never worked around: recorded with its status
+                row.update(status="locked", error=patreon.locked_message(post))
+                return row
+            if not post.audio_url:
+                row.update(
+                    status="no_audio",
+                    error=f"Patreon post {post.id} ({post.post_type or 'unknown type'}) has no audio file",
+                )
+                return row
+            folder = safe_name(post.creator, fallback=f"post-{post.id}")
+            dest = (
+                settings.audio_dir("patreon")
+                / folder
+                / f"{post.id}-{safe_name(post.slug or post.title, fallback='post')}{post.audio_ext}"
+            )
+            _held(settings, held, f"patreon:{post.id}", dest)
+
+            def refresh_patreon() -> str:
+                return patreon.resolve(client, url).audio_url or post.audio_url
+
+            try:
+                got = download(
+                    client,
+                    post.audio_url,
+                    within(settings.data_root, dest),
+                    max_bytes=settings.max_audio_bytes,
+                    refresh_url=refresh_patreon,
+                    verify=_verify_audio(None),
+                )
+            except Exception as exc:  # signed media URLs carry their grant: never into the row
+                raise patreon.redacted(exc) from None
         else:
-            row.update(status="link_only", error=f"{platform} links are recorded, not downloaded")
-            return row
+            if not other_hosts.will_fetch(url):
+                row.update(status="link_only", error=other_hosts.link_only_reason(platform, url))
+                return row
+            key = other_hosts.link_key(url)
+            row.update(platform_id=key)
+            prior = (held or {}).get(f"{platform}:{key}")
+            if prior and (settings.data_root / prior).is_file():
+                got = other_hosts.as_downloaded(settings.data_root / prior, fetched=False)
+            else:
+                path = other_hosts.fetch_with_ytdlp(
+                    url,
+                    within(settings.data_root, settings.audio_dir(safe_name(platform))),
+                    max_bytes=settings.max_audio_bytes,
+                    lock_dir=settings.state_dir / "locks",
+                    verify=_verify_audio(None),
+                )
+                got = other_hosts.as_downloaded(path)
     except FetchError as exc:
         row.update(status="not_found" if exc.status in (404, 410) else "error",
                    error=f"{platform} {url}: {exc}")

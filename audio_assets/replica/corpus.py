@@ -96,6 +96,11 @@ class Corpus:
     script_offer_post_ids: list[str] = field(default_factory=list)
     special_cases: dict[str, list[str]] = field(default_factory=dict)  # case -> release keys / ids
     extra_links: dict[str, list[str]] = field(default_factory=dict)  # release key -> unserved links
+    # Patreon posts (post id -> record). Linked from no Reddit post, so the pipeline's outputs
+    # over the Reddit corpus do not depend on them; tests fetch them by their URL.
+    patreon: dict[str, dict] = field(default_factory=dict)
+    # The test user's own patreon.com `session_id` cookie: a patron of every paid post above.
+    patreon_session_id: str = ""
 
     def audio_ids(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -944,6 +949,7 @@ class _Builder:
         self.special["script_offer_filled_twice"] = [double_offer.post_id]
         self.special["seed"] = ["milk-maid-cafe", "shy-ghost-girl"]
         version = hashlib.sha1(f"gwasi-base:{self.seed}".encode()).hexdigest()[:10]
+        patreon, patreon_session_id = self.patreon_posts()
         return Corpus(
             seed=self.seed,
             days=[d.isoformat() for d in days],
@@ -961,7 +967,101 @@ class _Builder:
             script_offer_post_ids=[o.post_id for o in sorted(offers, key=lambda o: o.ts)],
             special_cases=self.special,
             extra_links=self.extra_links,
+            patreon=patreon,
+            patreon_session_id=patreon_session_id,
         )
+
+    # -- Patreon ---------------------------------------------------------------
+    def patreon_posts(self) -> tuple[dict[str, dict], str]:
+        """Patreon posts of two performers: an early-access copy of an existing recording,
+        public (free) for one and for paying patrons for the other, plus a text-only post.
+
+        Built last, from its own seeded generator, so nothing else in the corpus changes.
+        The audio is the recording's soundgasm upload (same bytes: the early-access file)."""
+        rng = random.Random(f"{self.seed}:patreon")
+        session_id = _alnum(rng, 43, string.ascii_letters + string.digits + "-_")
+        live = {rec["audio_id"]: rec for rec in self.soundgasm.values() if not rec["removed"]}
+        picks: list[tuple[ReleaseTruth, dict]] = []
+        for rel in self.releases:
+            if rel.status != "ok" or len(rel.variants) != 1 or rel.key in self.special.get("seed", []):
+                continue
+            if rel.variants[0].audio_id in live and rel.performers[0] not in {
+                r.performers[0] for r, _ in picks
+            }:
+                picks.append((rel, live[rel.variants[0].audio_id]))
+            if len(picks) == 2:
+                break
+        posts: dict[str, dict] = {}
+        next_id = 135_200_000 + rng.randint(0, 90_000)
+        last_ts = 0.0
+
+        def creator(name: str) -> dict:
+            n = int(hashlib.sha1(f"{self.seed}:patreon-creator:{name}".encode()).hexdigest()[:8], 16)
+            return {
+                "campaign_id": str(4_000_000 + n % 5_000_000),
+                "user_id": str(60_000_000 + n % 30_000_000),
+                "name": name,
+                "vanity": name,
+            }
+
+        for i, (rel, sg) in enumerate(picks):
+            paid = i == 1
+            post = self.reddit_posts[rel.post_ids[0]]
+            ts = post["created_utc"] - 3 * 86400 - rng.randint(600, 7200)  # early access: days before Reddit
+            last_ts = max(last_ts, ts)
+            title = f"[{rel.audiences[0]}] {rel.title} (early access)"
+            pid = str(next_id)
+            next_id += rng.randint(1_500, 40_000)
+            lines = [
+                "Early access for my lovely patrons before it goes up on GWA ♡",
+                f"Script by u/{rel.scribe}" if rel.scribe else "An original one this time!",
+                "Headphones recommended. Thank you for supporting me!",
+            ]
+            posts[pid] = {
+                "id": pid,
+                "slug": reddit_slug(title, limit=60, sep="-"),
+                "title": title,
+                "content_html": "".join(f"<p>{html.escape(line)}</p>" for line in lines),
+                "teaser_text": lines[0],
+                "published_at": _iso(ts).replace(".000000Z", ".000+00:00"),
+                "post_type": "audio_file",
+                "is_public": not paid,
+                "min_cents_pledged_to_view": 500 if paid else 0,
+                "creator": creator(rel.performers[0]),
+                "release_key": rel.key,
+                "audio_id": sg["audio_id"],
+                "media": ["soundgasm", sg["sha1"], "m4a"],
+                "file_name": f"{_sg_slug(rel.title)}.m4a",
+                "file_key": hashlib.md5(f"{self.seed}:patreon-file:{pid}".encode()).hexdigest(),
+                "like_count": rng.randint(5, 300),
+                "comment_count": rng.randint(0, 40),
+            }
+        if picks:
+            rel = picks[0][0]
+            pid = str(next_id)
+            title = "Schedule update: two new audios this month"
+            posts[pid] = {
+                "id": pid,
+                "slug": reddit_slug(title, limit=60, sep="-"),
+                "title": title,
+                "content_html": "<p>Hi loves! Two new audios are coming this month.</p><p>Thank you for being here ♡</p>",
+                "teaser_text": "Hi loves! Two new audios are coming this month.",
+                "published_at": _iso(last_ts + 86400 + rng.randint(600, 7200)).replace(
+                    ".000000Z", ".000+00:00"
+                ),
+                "post_type": "text_only",
+                "is_public": True,
+                "min_cents_pledged_to_view": 0,
+                "creator": creator(rel.performers[0]),
+                "release_key": None,
+                "audio_id": None,
+                "media": None,
+                "file_name": None,
+                "file_key": None,
+                "like_count": rng.randint(5, 300),
+                "comment_count": rng.randint(0, 40),
+            }
+        return posts, session_id
 
     # -- emitters --------------------------------------------------------------
     def reddit_post(

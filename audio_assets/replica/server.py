@@ -1,5 +1,5 @@
 """Local replica of the outside world (GWASI, Reddit, soundgasm, whyp.it, hotaudio,
-scriptbin, image hosts) serving the deterministic corpus of `corpus.py`.
+scriptbin, Patreon, image hosts) serving the deterministic corpus of `corpus.py`.
 
 Every request path starts with `/<real host>`; the rest is the real path, e.g.
 `GET http://127.0.0.1:PORT/soundgasm.net/u/SnakeySmut/Threesome-At-The-Milk-Maid-Cafe`.
@@ -60,6 +60,9 @@ HOSTS = [
     "oauth.reddit.com",
     "i.imgur.com",
     "i.redd.it",
+    "patreon.com",
+    "www.patreon.com",
+    "c10.patreonusercontent.com",
 ]
 
 CONTENT_TYPES = {
@@ -190,8 +193,10 @@ class ReplicaServer:
         self.host = host
         self.port = port
         self.signed_url_ttl_s = signed_url_ttl_s
-        self.requests: list[RequestRecord] = []
+        self._requests: list[RequestRecord] = []
         self._lock = threading.RLock()
+        self._answering = 0  # requests being answered right now (logged once answered)
+        self._idle = threading.Condition(self._lock)
         self._faults: list[Fault] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -199,6 +204,7 @@ class ReplicaServer:
         self._durations: dict[str, float] = {}
         self._bytes_cache: dict[Path, bytes] = {}
         self._secret = hashlib.sha256(f"whypit-cdn-secret:{self.corpus.seed}".encode()).digest()
+        self._patreon_secret = hashlib.sha256(f"patreon-cdn-secret:{self.corpus.seed}".encode()).digest()
         self._tokens: dict[str, float] = {}
         self._reddit_window_start = 0.0
         self._reddit_used = 0
@@ -317,15 +323,38 @@ class ReplicaServer:
     # -- request log -----------------------------------------------------------------
     def _log(self, rec: RequestRecord) -> None:
         with self._lock:
-            self.requests.append(rec)
+            self._requests.append(rec)
+
+    def _begin_request(self) -> None:
+        with self._lock:
+            self._answering += 1
+
+    def _end_request(self) -> None:
+        with self._idle:
+            self._answering -= 1
+            self._idle.notify_all()
+
+    def _settle(self, timeout: float = 1.0) -> None:
+        """Wait (briefly) for requests still being answered: a request is logged just after its
+        body is written, so a client that has read its whole answer may be a moment ahead."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._answering == 0, timeout)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request answered so far (after any in flight are answered and logged)."""
+        self._settle()
+        return self._requests
 
     def requests_for(self, host: str) -> list[RequestRecord]:
+        self._settle()
         with self._lock:
-            return [r for r in self.requests if r.host == host]
+            return [r for r in self._requests if r.host == host]
 
     def clear_requests(self) -> None:
+        self._settle()
         with self._lock:
-            self.requests.clear()
+            self._requests.clear()
 
     # -- faults --------------------------------------------------------------------------
     def add_fault(
@@ -497,6 +526,9 @@ class ReplicaServer:
             "www.scriptbin.works": self._scriptbin,
             "i.imgur.com": self._image_host,
             "i.redd.it": self._image_host,
+            "patreon.com": self._patreon_bare,
+            "www.patreon.com": self._patreon,
+            "c10.patreonusercontent.com": self._patreon_cdn,
         }.get(req.host)
         if site is None:
             return Response(404, b"unknown host\n")
@@ -1071,6 +1103,168 @@ $(document).ready(function(){{
 </html>
 """
 
+    # -- Patreon ---------------------------------------------------------------------------------------------
+    def _patreon_bare(self, req: Request) -> Response:
+        """patreon.com answers with a permanent redirect to www.patreon.com."""
+        return _redirect(f"https://www.patreon.com{req.raw_path}", 301)
+
+    def _patreon_sign(self, name: str, expires: int) -> str:
+        digest = hmac.new(self._patreon_secret, f"{name}:{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def patreon_media_url(self, rec: dict, ttl_s: float | None = None) -> str:
+        """A signed media URL of a Patreon post's file, as the API hands it to a viewer."""
+        expires = int(time.time() + (self.signed_url_ttl_s if ttl_s is None else ttl_s))
+        name = f"{rec['id']}/{rec['file_key']}"
+        ext = rec["media"][2]
+        return (
+            f"https://c10.patreonusercontent.com/4/patreon-media/p/post/{name}/eyJhIjoxLCJwIjoxfQ%3D%3D/1.{ext}"
+            f"?token-time={expires}&token-hash={self._patreon_sign(name, expires)}"
+        )
+
+    def patreon_can_view(self, rec: dict, req: Request) -> bool:
+        if rec["is_public"]:
+            return True
+        session = req.cookie("session_id")
+        expected = self.corpus.patreon_session_id
+        return bool(session and expected) and hmac.compare_digest(session, expected)
+
+    def _patreon_post_json(self, rec: dict, can_view: bool) -> dict:
+        c = rec["creator"]
+        slug_path = f"/posts/{rec['slug']}-{rec['id']}"
+        post_file = None
+        if can_view and rec["media"]:
+            post_file = {"name": rec["file_name"], "url": self.patreon_media_url(rec)}
+        return {
+            "data": {
+                "id": rec["id"],
+                "type": "post",
+                "attributes": {
+                    "title": rec["title"],
+                    "content": rec["content_html"] if can_view else None,
+                    "teaser_text": rec["teaser_text"],
+                    "published_at": rec["published_at"],
+                    "edited_at": rec["published_at"],
+                    "post_type": rec["post_type"],
+                    "url": f"https://www.patreon.com{slug_path}",
+                    "patreon_url": slug_path,
+                    "current_user_can_view": can_view,
+                    "current_user_can_comment": can_view,
+                    "is_public": rec["is_public"],
+                    "is_paid": False,
+                    "min_cents_pledged_to_view": rec["min_cents_pledged_to_view"],
+                    "post_file": post_file,
+                    "image": None,
+                    "thumbnail": None,
+                    "embed": None,
+                    "like_count": rec["like_count"],
+                    "comment_count": rec["comment_count"],
+                    "was_posted_by_campaign_owner": True,
+                },
+                "relationships": {
+                    "campaign": {
+                        "data": {"id": c["campaign_id"], "type": "campaign"},
+                        "links": {"related": f"https://www.patreon.com/api/campaigns/{c['campaign_id']}"},
+                    },
+                    "user": {
+                        "data": {"id": c["user_id"], "type": "user"},
+                        "links": {"related": f"https://www.patreon.com/api/user/{c['user_id']}"},
+                    },
+                },
+            },
+            "included": [
+                {
+                    "id": c["campaign_id"],
+                    "type": "campaign",
+                    "attributes": {
+                        "name": c["name"],
+                        "url": f"https://www.patreon.com/{c['vanity']}",
+                        "is_nsfw": True,
+                        "creation_name": "ASMR audio",
+                        "pay_per_name": "month",
+                    },
+                },
+                {
+                    "id": c["user_id"],
+                    "type": "user",
+                    "attributes": {
+                        "full_name": c["name"],
+                        "vanity": c["vanity"],
+                        "url": f"https://www.patreon.com/{c['vanity']}",
+                    },
+                },
+            ],
+            "links": {"self": f"https://www.patreon.com/api/posts/{rec['id']}"},
+        }
+
+    @staticmethod
+    def _patreon_error(status: int, detail: str) -> Response:
+        body = {
+            "errors": [
+                {
+                    "code": 3 if status == 404 else 1,
+                    "code_name": "ResourceMissing" if status == 404 else _reason(status),
+                    "detail": detail,
+                    "id": secrets.token_hex(16),
+                    "status": str(status),
+                    "title": _reason(status),
+                }
+            ]
+        }
+        resp = _json(body, status)
+        resp.content_type = "application/vnd.api+json"
+        return resp
+
+    def _patreon(self, req: Request) -> Response:
+        if req.method not in ("GET", "HEAD"):
+            return self._patreon_error(405, "method not allowed")
+        m = re.fullmatch(r"/api/posts/(\d+)/?", req.path)
+        if m:
+            rec = self.corpus.patreon.get(m.group(1))
+            if rec is None:
+                return self._patreon_error(404, "The post you requested could not be found.")
+            resp = _json(self._patreon_post_json(rec, self.patreon_can_view(rec, req)))
+            resp.content_type = "application/vnd.api+json"
+            return resp
+        m = re.fullmatch(r"/posts/(?:[A-Za-z0-9_-]*-)?(\d+)/?", req.path)
+        if m:
+            rec = self.corpus.patreon.get(m.group(1))
+            if rec is None:
+                return _not_found_html()
+            can_view = self.patreon_can_view(rec, req)
+            body = (
+                rec["content_html"] if can_view else f"<p>{_e(rec['teaser_text'])}</p><p>Join to unlock</p>"
+            )
+            return _html(
+                f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_e(rec["title"])} | Patreon</title>
+<meta property="og:title" content="{_e(rec["title"])}">
+<meta property="og:url" content="https://www.patreon.com/posts/{_e(rec["slug"])}-{rec["id"]}">
+</head><body><div id="renderPageContentWrapper"><h1>{_e(rec["title"])}</h1>{body}</div></body></html>
+"""
+            )
+        return _not_found_html()
+
+    def _patreon_cdn(self, req: Request) -> Response:
+        m = re.fullmatch(
+            r"/4/patreon-media/p/post/(\d+)/([0-9a-f]{32})/[A-Za-z0-9=_-]+/1\.(m4a|mp3)", req.path
+        )
+        if not m:
+            return Response(404, b"Not Found")
+        rec = self.corpus.patreon.get(m.group(1))
+        if rec is None or not rec["media"] or rec["file_key"] != m.group(2) or rec["media"][2] != m.group(3):
+            return Response(404, b"Not Found")
+        token, expires = req.q("token-hash"), req.q("token-time")
+        try:
+            exp = int(expires or "")
+        except ValueError:
+            return Response(403, b"Forbidden")
+        name = f"{rec['id']}/{rec['file_key']}"
+        if not token or not hmac.compare_digest(token, self._patreon_sign(name, exp)) or exp < time.time():
+            return Response(403, b"Forbidden")
+        kind, key, ext = rec["media"]
+        return self._serve_file(req, kind, key, ext)
+
     # -- images ----------------------------------------------------------------------------------------------
     def _image_host(self, req: Request) -> Response:
         m = re.fullmatch(r"/([A-Za-z0-9]+)\.(png|jpg)", req.path)
@@ -1138,6 +1332,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _handle(self, method: str) -> None:
+        self.replica._begin_request()
+        try:
+            self._answer(method)
+        finally:
+            self.replica._end_request()
+
+    def _answer(self, method: str) -> None:
         replica = self.replica
         try:
             req = self._parse(method)
