@@ -11,6 +11,8 @@ setting read from the environment, so the same code runs against the real sites:
 - ``STASH_URL`` (default ``http://localhost:9999/graphql``), ``STASH_API_KEY`` (secret),
   ``STASH_LIBRARY_PATH`` (the videos folder as Stash sees it; default: the same path).
 - ``REDDIT_CLIENT_ID``, ``REDDIT_CLIENT_SECRET``, ``REDDIT_USER_AGENT`` (secrets: PRAW).
+- ``PATREON_SESSION_ID`` (secret: the user's own Patreon session), ``AUDIO_ASSETS_YTDLP=1`` (opt in
+  to yt-dlp for other hosts); both read where they are used (platforms/patreon.py, other_hosts.py).
 """
 
 from __future__ import annotations
