@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import struct
 import subprocess
 import textwrap
 import time
@@ -64,25 +63,26 @@ def fingerprint(path: Path, *, seconds: int = 120) -> str:
     return base64.b64encode(proc.stdout).decode("ascii")
 
 
-def _fp_ints(fp: str) -> list[int]:
-    raw = base64.b64decode(fp)
-    return list(struct.unpack(f"<{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
-
-
 def fingerprint_similarity(a: str | None, b: str | None, *, max_offset: int = 8) -> float:
-    """1 - bit error rate of the best alignment (1.0 identical; ~0.5 unrelated audio)."""
+    """1 - bit error rate of the best alignment (1.0 identical; ~0.5 unrelated audio).
+
+    Compares the raw 32-bit sub-fingerprints at offsets up to ``max_offset`` with whole-buffer
+    XOR and popcount on Python integers (C speed, no per-item loop)."""
     if not a or not b:
         return 0.0
-    fa, fb = _fp_ints(a), _fp_ints(b)
-    if not fa or not fb:
+    ra, rb = base64.b64decode(a), base64.b64decode(b)
+    na, nb = len(ra) // 4, len(rb) // 4
+    if not na or not nb:
         return 0.0
     best = 0.0
     for off in range(-max_offset, max_offset + 1):
-        pairs = [(fa[i], fb[i + off]) for i in range(len(fa)) if 0 <= i + off < len(fb)]
-        if len(pairs) < max(4, min(len(fa), len(fb)) // 2):
+        start_a, start_b = max(0, -off), max(0, off)
+        n = min(na - start_a, nb - start_b)
+        if n < max(4, min(na, nb) // 2):
             continue
-        errors = sum(bin(x ^ y).count("1") for x, y in pairs)
-        best = max(best, 1.0 - errors / (32.0 * len(pairs)))
+        xa = int.from_bytes(ra[start_a * 4:(start_a + n) * 4], "little")
+        xb = int.from_bytes(rb[start_b * 4:(start_b + n) * 4], "little")
+        best = max(best, 1.0 - (xa ^ xb).bit_count() / (32.0 * n))
     return best
 
 
