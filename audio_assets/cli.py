@@ -36,6 +36,8 @@ def local_world(data_root: Path, *, stash_port: int = 0, replica_port: int = 0):
             "AUDIO_ASSETS_HOST_MAP": replica.host_map_env(),
             "STASH_URL": stash.url,
             "AUDIO_ASSETS_RATE_PER_HOST": os.environ.get("AUDIO_ASSETS_RATE_PER_HOST", "50"),
+            # the sample creators on Patreon (no session: their paid posts show as locked)
+            "AUDIO_ASSETS_PATREON_CREATORS": ",".join(sorted({r["creator"]["vanity"] for r in corpus.patreon.values()})),
         }
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)

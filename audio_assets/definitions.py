@@ -178,8 +178,47 @@ def post_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 
 
 @dg.asset(
+    group_name="sources",
+    description="Posts of the Patreon creators the user follows (AUDIO_ASSETS_PATREON_CREATORS), by publication "
+    "date, as analysed posts (id pt_<id>): early-access releases join their later Reddit post. Posts the "
+    "user's own session (PATREON_SESSION_ID) cannot view are recorded as locked.",
+    **DAILY,
+)
+def patreon_posts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
+    days, creators = context.partition_keys, sources.patreon_creators()
+    if creators:
+        with pipeline.http() as client:
+            df, problems = sources.build_patreon_posts(client, creators, days)
+        for problem in problems:
+            context.log.warning(problem)
+    else:
+        df, problems = pl.DataFrame(schema=sources.ANALYSIS_SCHEMA), []
+    pipeline.warehouse().replace_partitions(
+        "patreon_posts", df, partition_column="post_date", partitions=days
+    )
+    return _result(
+        df,
+        ["post_date", "post_id", "author", "clean_title", "status"],
+        creators=len(creators),
+        feed_problems=dg.MetadataValue.json(problems),
+    )
+
+
+def _posts(wh: Warehouse, days: list[str] | None = None) -> pl.DataFrame:
+    """Analysed posts of every origin: Reddit (post_analysis) and followed Patreon creators."""
+    frames = [
+        f
+        for f in (wh.read("post_analysis", days), wh.read("patreon_posts", days))
+        if f is not None and f.height
+    ]
+    return (
+        pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=sources.ANALYSIS_SCHEMA)
+    )
+
+
+@dg.asset(
     group_name="media",
-    deps=[post_analysis],
+    deps=[post_analysis, patreon_posts],
     automation_condition=FOLLOW_UPSTREAM,
     description="One row per audio link: platform ids, URLs, the downloaded file (data/audio/<platform>/), bytes, "
     "sha256, duration, codec, chromaprint fingerprint, status and error. HotAudio: metadata only.",
@@ -187,7 +226,7 @@ def post_analysis(context: dg.AssetExecutionContext, pipeline: PipelineResource)
 )
 def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
-    a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
+    a = _posts(wh, days)
     held = sources.held_files(wh.read("audio_files"))
     with pipeline.http() as client:
         df = sources.build_audio_files(pipeline.settings(), client, a, held=held)
@@ -238,7 +277,7 @@ def artwork(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
 
 @dg.asset(
     group_name="releases",
-    deps=[post_analysis, audio_files, scripts, artwork],
+    deps=[post_analysis, patreon_posts, audio_files, scripts, artwork],
     automation_condition=FOLLOW_ANY_DAY,
     description="Releases over every day: posts of one performance, its audio variants (mirrors grouped by "
     "acoustic fingerprint), performers, scribe and script. Also writes release_variants, performers and "
@@ -246,7 +285,7 @@ def artwork(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg
 )
 def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings = pipeline.warehouse(), pipeline.settings()
-    a = _frame_or_empty(wh.read("post_analysis"), sources.ANALYSIS_SCHEMA)
+    a = _posts(wh)
     au = _frame_or_empty(wh.read("audio_files"), sources.AUDIO_SCHEMA)
     old = wh.read("releases")
     rel, var, perf = releases_layer.aggregate(
@@ -508,10 +547,10 @@ def stash_has_scene_for_every_video(pipeline: PipelineResource) -> dg.AssetCheck
 
 
 @dg.sensor(
-    target=[gwasi_index],
+    target=[gwasi_index, patreon_posts],
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Polls GWASI's delta.json and requests gwasi_index runs for the days whose posts were "
+    description="Polls GWASI's delta.json and requests gwasi_index (and followed Patreon feeds) runs for the days whose posts were "
     "added, changed or removed. Downstream layers follow by declarative automation.",
 )
 def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource):
@@ -594,6 +633,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 ALL_ASSETS = [
     gwasi_index,
+    patreon_posts,
     reddit_posts,
     post_analysis,
     audio_files,

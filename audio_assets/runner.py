@@ -18,6 +18,7 @@ from audio_assets.definitions import (
     audio_files,
     catalogue,
     gwasi_index,
+    patreon_posts,
     post_analysis,
     reddit_posts,
     release_similarity,
@@ -29,7 +30,7 @@ from audio_assets.definitions import (
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-SOURCE_ASSETS = [gwasi_index, reddit_posts, post_analysis, audio_files, scripts, artwork]
+SOURCE_ASSETS = [gwasi_index, patreon_posts, reddit_posts, post_analysis, audio_files, scripts, artwork]
 STASH_ASSETS = [rendered_videos, stash_scenes]
 
 

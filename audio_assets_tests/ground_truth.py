@@ -7,8 +7,9 @@ import json
 import duckdb
 
 
-def release_mismatches(db_path, corpus, days: set[str] | None = None) -> list[tuple]:
-    """Every way the releases table differs from the corpus's truth (empty when they agree)."""
+def release_mismatches(db_path, corpus, days: set[str] | None = None, *, patreon: bool = False) -> list[tuple]:
+    """Every way the releases table differs from the corpus's truth (empty when they agree).
+    With ``patreon``, the followed creators' early-access posts belong to their releases too."""
     con = duckdb.connect(str(db_path), read_only=True)
     try:
         rels = con.execute("SELECT release_id, post_ids, performers, scribe, script_urls, script_offer_post_id, "
@@ -29,8 +30,12 @@ def release_mismatches(db_path, corpus, days: set[str] | None = None) -> list[tu
         if r is None:
             problems.append((t.key, "missing release", t.status))
             continue
-        if sorted(json.loads(r[1])) != sorted(t.post_ids):
-            problems.append((t.key, "posts", json.loads(r[1]), t.post_ids))
+        expected_posts = list(t.post_ids)
+        if patreon:
+            expected_posts += [f"pt_{pid}" for pid, rec in getattr(corpus, "patreon", {}).items()
+                               if rec.get("release_key") == t.key and (days is None or rec["published_at"][:10] in days)]
+        if sorted(json.loads(r[1])) != sorted(expected_posts):
+            problems.append((t.key, "posts", json.loads(r[1]), expected_posts))
         # A post missing from Reddit keeps only what GWASI knows: its poster.
         expected_performers = t.performers[:1] if t.status == "reddit_missing" else t.performers
         if json.loads(r[2]) != expected_performers:
@@ -54,7 +59,7 @@ def release_mismatches(db_path, corpus, days: set[str] | None = None) -> list[tu
         for v in truth:
             want = {u.lower() for u in v.urls}
             # pornhub and other link-only hosts are recorded on the variant too; the truth lists audio hosts
-            match = [m for m in mine if {u.lower() for u in json.loads(m[2]) if "pornhub.com" not in u} == want]
+            match = [m for m in mine if {u.lower() for u in json.loads(m[2]) if "pornhub.com" not in u and "patreon.com" not in u} == want]
             if not match:
                 problems.append((t.key, "variant sources", sorted(want), [json.loads(m[2]) for m in mine]))
             elif match[0][1] != v.label:

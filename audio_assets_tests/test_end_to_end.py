@@ -119,3 +119,20 @@ def test_stash_api_key_is_sent_and_never_leaks(tmp_path, replica, monkeypatch):
     for path in data.rglob("*"):
         if path.is_file() and path.suffix not in (".m4a", ".mp3", ".flac", ".mp4", ".png", ".jpg"):
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_patreon_early_access_joins_its_reddit_release(tmp_path, world_factory, corpus, monkeypatch):
+    """A followed creator's early-access Patreon post and the later Reddit post are one release:
+    the public one by its audio, the paid one (no session: locked) by performer and title."""
+    w = world_factory(tmp_path / "data")
+    monkeypatch.setenv("AUDIO_ASSETS_PATREON_CREATORS", "VelvetVixenVA,BriarRoseVA")
+    monkeypatch.delenv("PATREON_SESSION_ID", raising=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_pipeline("2025-07-20", "2025-07-23", pipeline=PipelineResource(), instance=instance).success
+    db = w.data_root / "warehouse.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    rel = con.execute("SELECT post_ids, release_date FROM releases WHERE release_id = 'rel_1m84pfh'").fetchone()
+    pt = con.execute("SELECT status FROM audio_files WHERE post_id = 'pt_135256930'").fetchone()
+    con.close()
+    assert json.loads(rel[0]) == ["pt_135256930", "1m84pfh"] and rel[1] == "2025-07-23" and pt == ("ok",)
+    assert release_mismatches(db, corpus, {"2025-07-20", "2025-07-21", "2025-07-22", "2025-07-23"}, patreon=True) == []

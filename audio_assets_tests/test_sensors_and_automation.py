@@ -11,6 +11,7 @@ from audio_assets.definitions import (
     defs,
     gwasi_index,
     gwasi_sensor,
+    patreon_posts,
     releases_changed_sensor,
 )
 from audio_assets_tests.conftest import MEDIA_CACHE
@@ -66,7 +67,8 @@ def test_downstream_follows_by_declarative_automation(tmp_path, monkeypatch, rep
     with dg.DagsterInstance.ephemeral() as instance:
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0  # nothing upstream happened: no history sweep
-        dg.materialize([gwasi_index], partition_key="2025-07-25", instance=instance,
+        # what a GWASI sensor run materialises: the day's index and the followed Patreon feeds
+        dg.materialize([gwasi_index, patreon_posts], partition_key="2025-07-25", instance=instance,
                        resources={"pipeline": PipelineResource()})
         second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         # The day's chain follows in the same tick (Dagster plans the downstream of what it requests),
@@ -75,7 +77,8 @@ def test_downstream_follows_by_declarative_automation(tmp_path, monkeypatch, rep
         for name in daily:
             assert second.get_requested_partitions(dg.AssetKey(name)) == {"2025-07-25"}, name
         assert second.get_num_requested(dg.AssetKey("rendered_videos")) == 0
-        assert second.total_requested == len(daily) + second.get_num_requested(dg.AssetKey("releases"))
+        all_days = sum(second.get_num_requested(dg.AssetKey(k)) for k in ("releases", "catalogue", "release_similarity"))
+        assert second.total_requested == len(daily) + all_days
 
 
 def test_release_changes_request_render_runs_for_their_days():

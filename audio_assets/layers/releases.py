@@ -171,6 +171,10 @@ def resolve_identities(releases: list[dict], host_accounts: list[tuple[str, str,
     return rows
 
 
+def _post_url(permalink: str) -> str:
+    return permalink if permalink.startswith("http") else f"https://www.reddit.com{permalink}"
+
+
 def _short_hash(*parts: str, n: int = 10) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:n]
 
@@ -182,7 +186,7 @@ def _title_key(title: str | None) -> str:
 def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame | None,
               artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None = None,
               gwasi_rows: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    posts = {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in ("ok", "deleted", "removed")}
+    posts = {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in ("ok", "deleted", "removed", "locked")}
     audio_rows = [a for a in audio.iter_rows(named=True) if a["post_id"] in posts]
     audio_by_post: dict[str, list[dict]] = defaultdict(list)
     for a in audio_rows:
@@ -226,6 +230,8 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
                 durations_b = [x["duration_s"] for x in audio_by_post.get(b, []) if x["status"] == "ok" and x["duration_s"]]
                 if any(abs(x - y) <= SAME_RECORDING_MAX_DURATION_DIFF_S for x in durations_a for y in durations_b):
                     uf.union(a, b)
+                elif (a.startswith("pt_") and not durations_a) or (b.startswith("pt_") and not durations_b):
+                    uf.union(a, b)  # a locked early-access post: its title is all there is to go on
     groups: dict[str, list[str]] = defaultdict(list)
     for pid in uf.parent:
         groups[uf.find(pid)].append(pid)
@@ -257,8 +263,10 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
     host_accounts: list[tuple[str, str, str]] = []  # (credited person, host account, platform)
     for member_ids in groups.values():
         member_ids.sort(key=lambda p: (posts[p]["created_utc"] or 0, p))
-        first = posts[member_ids[0]]
-        release_id = "rel_" + member_ids[0]
+        # The public (Reddit) post names and dates the release; an early-access Patreon post joins it.
+        primary = next((m for m in member_ids if not m.startswith("pt_")), member_ids[0])
+        first = posts[primary]
+        release_id = "rel_" + primary
         my_audio = [a for m in member_ids for a in audio_by_post.get(m, [])]
         first_variant = len(variants)
         # 2. Variants: cluster this release's audio by recording.
@@ -364,8 +372,8 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
                     credits.append(c)
         row = {
             "release_id": release_id, "release_date": first["post_date"], "title": first["clean_title"],
-            "post_ids": json.dumps(member_ids), "primary_post_id": member_ids[0],
-            "post_urls": json.dumps([f"https://www.reddit.com{posts[m]['permalink']}" for m in member_ids if posts[m]["permalink"]]),
+            "post_ids": json.dumps(member_ids), "primary_post_id": primary,
+            "post_urls": json.dumps([_post_url(posts[m]["permalink"]) for m in member_ids if posts[m]["permalink"]]),
             "performers": json.dumps(performers), "scribe": scribe, "credits": json.dumps(credits),
             "script_urls": json.dumps(script_urls), "script_offer_post_id": offer, "script_text_path": text_path,
             "private_fill": any(posts[m]["private_fill"] for m in member_ids), "kind": first["kind"],

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -133,6 +135,47 @@ def build_post_analysis(reddit_rows: pl.DataFrame, gwasi_rows: pl.DataFrame) -> 
             row = {**base, "status": "invalid", "error": f"analysis failed for post {r['post_id']}: {_err(exc)}"}
         out.append(row)
     return frame(out, ANALYSIS_SCHEMA)
+
+
+# -- patreon_posts (creators the user follows) ------------------------------------------------
+
+EARLY_ACCESS_RE = re.compile(r"[\(\[]?\s*\b(?:early[\s-]*access|patreon[\s-]*(?:exclusive|early))\b\s*[\)\]]?", re.I)
+
+
+def patreon_creators(env: dict | None = None) -> list[str]:
+    """The creators whose Patreon feeds to read (``AUDIO_ASSETS_PATREON_CREATORS``, comma separated)."""
+    text = (os.environ if env is None else env).get("AUDIO_ASSETS_PATREON_CREATORS") or ""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def build_patreon_posts(client: PoliteClient, creators: list[str], days: list[str]) -> tuple[pl.DataFrame, list[str]]:
+    """Posts of followed creators published on ``days``, as post-analysis rows (post id
+    ``pt_<id>``), so their audio is downloaded and aggregated like a Reddit post's. Returns the
+    rows and the problems met (a creator whose feed could not be read), never raising."""
+    wanted, rows, problems = set(days), [], []
+    for vanity in creators:
+        try:
+            feed = patreon.list_creator_posts(client, vanity)
+        except (FetchError, patreon.ParseError, ValueError) as exc:
+            problems.append(f"Patreon feed of {vanity}: {exc}")
+            continue
+        for p in feed:
+            day = (p.published_at or "")[:10]
+            if day not in wanted:
+                continue
+            title = EARLY_ACCESS_RE.sub(" ", p.title or "")
+            a = analysis.analyse_post(post_id=f"pt_{p.id}", title=title, body=p.text or "", author=p.creator or vanity)
+            d = a.as_dict()
+            is_audio = p.post_type in patreon.AUDIO_POST_TYPES or p.audio_url is not None
+            d["audio_links"] = [{"platform": "patreon", "url": p.url, "label": "Patreon", "variant": None}] if is_audio else []
+            created = datetime.fromisoformat(p.published_at).timestamp() if p.published_at else None
+            row = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in d.items()}
+            row.update(post_id=f"pt_{p.id}", post_date=day, author=p.creator or vanity, permalink=p.url,
+                       created_utc=created, status="locked" if p.locked else "ok",
+                       error=patreon.locked_message(p) if p.locked else None)
+            rows.append(row)
+    rows.sort(key=lambda r: (r["post_date"], r["post_id"]))
+    return frame(rows, ANALYSIS_SCHEMA), problems
 
 
 # -- audio_files -----------------------------------------------------------------------------

@@ -377,3 +377,54 @@ def resolve(
     post = parse_post_json(doc, canon)
     post.session_used = bool(sid)
     return post
+
+
+# -- a creator's feed ------------------------------------------------------------------------------
+
+_CAMPAIGN_RE = re.compile(r'"campaign"\s*:\s*\{\s*"data"\s*:\s*\{\s*"id"\s*:\s*"(\d+)"|/api/campaigns/(\d+)')
+FEED_MAX_PAGES = 500
+
+
+def parse_campaign_id(page_html: str) -> str | None:
+    """The campaign id a creator's page embeds in its bootstrap data."""
+    m = _CAMPAIGN_RE.search(page_html or "")
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def list_creator_posts(client: PoliteClient, vanity: str, *, session_id: str | None = None,
+                       env: Mapping[str, str] | None = None) -> list[PatreonPost]:
+    """Every post of a creator the user follows, newest first, through Patreon's JSON:API feed
+    (``/api/posts?filter[campaign_id]=...``, following ``links.next``). Posts the user's session
+    cannot view come back locked, with no audio URL."""
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", vanity or ""):
+        raise ParseError(f"not a Patreon creator name: {vanity!r}")
+    sid = session_id or session_from_env(env)
+    headers = dict(API_HEADERS)
+    if sid:
+        headers["Cookie"] = f"session_id={sid}"
+    try:
+        page = client.get(f"{API_BASE}/{vanity}", headers=headers, max_redirects=0 if sid else 5).text
+    except FetchError as exc:
+        raise redacted(exc, sid) from None
+    campaign = parse_campaign_id(page)
+    if not campaign:
+        raise ParseError(f"Patreon page of {vanity} names no campaign: is the creator name right?")
+    url: str | None = f"{API_BASE}/api/posts?filter[campaign_id]={campaign}&sort=-published_at"
+    posts: list[PatreonPost] = []
+    for _ in range(FEED_MAX_PAGES):
+        if not url:
+            break
+        try:
+            doc = client.get(url, headers=headers, max_redirects=0 if sid else 5).json()
+        except FetchError as exc:
+            raise redacted(exc, sid) from None
+        except ValueError:
+            raise ParseError(f"Patreon feed of {vanity} is not JSON") from None
+        included = doc.get("included") or []
+        for item in doc.get("data") or []:
+            post_url = (item.get("attributes") or {}).get("url") or f"{API_BASE}/posts/{item.get('id')}"
+            post = parse_post_json({"data": item, "included": included}, post_url)
+            post.session_used = bool(sid)
+            posts.append(post)
+        url = (doc.get("links") or {}).get("next")
+    return posts

@@ -1226,6 +1226,19 @@ $(document).ready(function(){{
             resp = _json(self._patreon_post_json(rec, self.patreon_can_view(rec, req)))
             resp.content_type = "application/vnd.api+json"
             return resp
+        if req.path.rstrip("/") == "/api/posts":
+            return self._patreon_feed(req)
+        m = re.fullmatch(r"/([A-Za-z0-9_]+)/?", req.path)
+        if m and m.group(1).lower() not in ("api", "posts", "login", "home"):
+            creators = {r["creator"]["vanity"].lower(): r["creator"] for r in self.corpus.patreon.values()}
+            c = creators.get(m.group(1).lower())
+            if c is None:
+                return _not_found_html()
+            bootstrap = {"campaign": {"data": {"id": c["campaign_id"], "type": "campaign"},
+                                      "links": {"self": f"https://www.patreon.com/api/campaigns/{c['campaign_id']}"}}}
+            return _html(f"""<!DOCTYPE html><html><head><title>{_e(c["name"])} | Patreon</title></head><body>
+<script>window.patreon = {{"bootstrap": {json.dumps(bootstrap)}}};</script></body></html>
+""")
         m = re.fullmatch(r"/posts/(?:[A-Za-z0-9_-]*-)?(\d+)/?", req.path)
         if m:
             rec = self.corpus.patreon.get(m.group(1))
@@ -1244,6 +1257,35 @@ $(document).ready(function(){{
 """
             )
         return _not_found_html()
+
+    PATREON_FEED_PAGE = 2
+
+    def _patreon_feed(self, req: Request) -> Response:
+        """``/api/posts?filter[campaign_id]=ID&sort=-published_at&page[cursor]=N``: a creator's posts,
+        newest first, a page at a time with ``links.next`` (as Patreon's web client reads them)."""
+        cid = req.q("filter[campaign_id]")
+        if not cid:
+            return self._patreon_error(400, "filter[campaign_id] is required")
+        recs = sorted((r for r in self.corpus.patreon.values() if r["creator"]["campaign_id"] == cid),
+                      key=lambda r: (r["published_at"], r["id"]), reverse=True)
+        try:
+            start = int(req.q("page[cursor]") or 0)
+        except ValueError:
+            return self._patreon_error(400, "bad cursor")
+        page = recs[start:start + self.PATREON_FEED_PAGE]
+        data, included = [], {}
+        for rec in page:
+            doc = self._patreon_post_json(rec, self.patreon_can_view(rec, req))
+            data.append(doc["data"])
+            for inc in doc["included"]:
+                included[(inc["type"], inc["id"])] = inc
+        body = {"data": data, "included": list(included.values()), "meta": {"pagination": {"total": len(recs)}}}
+        if start + self.PATREON_FEED_PAGE < len(recs):
+            body["links"] = {"next": f"https://www.patreon.com/api/posts?filter[campaign_id]={cid}&sort=-published_at"
+                                     f"&page[cursor]={start + self.PATREON_FEED_PAGE}"}
+        resp = _json(body)
+        resp.content_type = "application/vnd.api+json"
+        return resp
 
     def _patreon_cdn(self, req: Request) -> Response:
         m = re.fullmatch(
