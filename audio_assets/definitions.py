@@ -288,9 +288,13 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     a = _posts(wh)
     au = _frame_or_empty(wh.read("audio_files"), sources.AUDIO_SCHEMA)
     old = wh.read("releases")
-    rel, var, perf = releases_layer.aggregate(
-        a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"), wh.read("gwasi_index")
+    previous_sigs = wh.read("release_inputs")
+    rel, var, perf, sigs, stats = releases_layer.aggregate_incremental(
+        a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"), wh.read("gwasi_index"),
+        previous_releases=old, previous_variants=wh.read("release_variants"),
+        previous_signatures=dict(previous_sigs.iter_rows()) if previous_sigs is not None else None,
     )
+    context.log.info(f"aggregation: {stats}")
     wh.replace_table("releases", rel)
     wh.replace_table("release_variants", var)
     wh.replace_table("performers", perf)
@@ -300,6 +304,9 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     works = releases_layer.script_works(rel)
     wh.replace_table("script_works", works)
     releases_layer.export_release_db(settings.release_db_path, rel, var, perf)
+    # written last: a run that dies before this point re-aggregates the same posts next time
+    wh.replace_table("release_inputs", pl.DataFrame(list(sigs.items()), schema=releases_layer.SIGNATURE_SCHEMA,
+                                                    orient="row"))
     changed = releases_layer.changed_release_days(old, rel)
     context.log.info(f"{rel.height} releases, {var.height} variants; release days changed: {len(changed)}")
     return _result(
@@ -311,6 +318,7 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
         tags=tags.height,
         scripts_performed_more_than_once=int(works.filter(pl.col("performance_count") > 1).height),
         changed_release_days=dg.MetadataValue.json(changed),
+        aggregation=dg.MetadataValue.json(stats),
     )
 
 

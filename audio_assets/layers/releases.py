@@ -31,6 +31,7 @@ RELEASE_SCHEMA = {
     "performers": S, "scribe": S, "credits": S, "script_urls": S, "script_offer_post_id": S, "script_text_path": S,
     "private_fill": B, "kind": S, "audiences": S, "tags": S, "content_tags": S, "artwork_path": S,
     "variant_count": I, "source_urls": S, "description": S, "status": S, "status_reason": S, "content_hash": S,
+    "performers_raw": S, "scribe_raw": S,
 }
 VARIANT_SCHEMA = {
     "release_id": S, "variant_id": S, "release_date": S, "variant_index": I, "label": S, "audience": S,
@@ -117,8 +118,10 @@ def resolve_identities(releases: list[dict], host_accounts: list[tuple[str, str,
     uf = UnionFind()
     spellings: dict[str, Counter] = defaultdict(Counter)  # lower name -> Reddit spellings seen
     host_names: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for r in releases:
-        for name in json.loads(r["performers"]) + ([r["scribe"]] if r["scribe"] else []):
+    for r in releases:  # the spellings as credited (kept beside the canonical ones, so re-resolving is exact)
+        r.setdefault("performers_raw", r["performers"])
+        r.setdefault("scribe_raw", r["scribe"])
+        for name in json.loads(r["performers_raw"] or "[]") + ([r["scribe_raw"]] if r["scribe_raw"] else []):
             uf.find(name.lower())
             spellings[name.lower()][name] += 1
     for owner, user, platform in host_accounts:
@@ -138,13 +141,12 @@ def resolve_identities(releases: list[dict], host_accounts: list[tuple[str, str,
     people: dict[str, dict] = {}
     for r in releases:
         perf = []
-        for name in json.loads(r["performers"]):
+        for name in json.loads(r["performers_raw"] or "[]"):
             c = canonical[name.lower()]
             if c not in perf:
                 perf.append(c)
         r["performers"] = json.dumps(perf)
-        if r["scribe"]:
-            r["scribe"] = canonical[r["scribe"].lower()]
+        r["scribe"] = canonical[r["scribe_raw"].lower()] if r["scribe_raw"] else None
         for role, names in (("voice", perf), ("scribe", [r["scribe"]] if r["scribe"] else [])):
             for name in names:
                 rec = people.setdefault(name.lower(), {"name": name, "releases": set(), "roles": set()})
@@ -183,10 +185,17 @@ def _title_key(title: str | None) -> str:
     return re.sub(r"[^a-z0-9]+", "", (title or "").lower())
 
 
+USABLE_POST_STATUSES = ("ok", "deleted", "removed", "locked")
+
+
+def usable_posts(analysis: pl.DataFrame) -> dict[str, dict]:
+    return {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in USABLE_POST_STATUSES}
+
+
 def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame | None,
               artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None = None,
               gwasi_rows: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    posts = {r["post_id"]: r for r in analysis.iter_rows(named=True) if r["status"] in ("ok", "deleted", "removed", "locked")}
+    posts = usable_posts(analysis)
     audio_rows = [a for a in audio.iter_rows(named=True) if a["post_id"] in posts]
     audio_by_post: dict[str, list[dict]] = defaultdict(list)
     for a in audio_rows:
@@ -260,7 +269,6 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
             art_by_post[a["post_id"]].append(a)
 
     releases, variants = [], []
-    host_accounts: list[tuple[str, str, str]] = []  # (credited person, host account, platform)
     for member_ids in groups.values():
         member_ids.sort(key=lambda p: (posts[p]["created_utc"] or 0, p))
         # The public (Reddit) post names and dates the release; an early-access Patreon post joins it.
@@ -336,14 +344,6 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         if scribe is None:
             scribe = next((s["author"] for s in my_scripts if s["author"]), None)
         art = next((a["local_path"] for m in member_ids for a in art_by_post.get(m, [])), None)
-        credited = {p.lower() for p in performers}
-        for src in [x for v in clusters for x in v.sources] + extra_sources:
-            user = src.get("platform_user")
-            if user and src["platform"] in HOST_PROFILE:
-                poster = posts[src["post_id"]]["author"]
-                owner = user if user.lower() in credited else poster
-                if owner:
-                    host_accounts.append((owner, user, src["platform"]))
         my_variants = variants[first_variant:]
         ok_variants = [v for v in my_variants if v["status"] == "ok"]
         if ok_variants:
@@ -389,11 +389,136 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         releases.append(row)
     releases.sort(key=lambda r: r["release_id"])
     variants.sort(key=lambda v: (v["release_id"], v["variant_index"]))
-    perf_rows = resolve_identities(releases, host_accounts)
     for row in releases:
-        row["content_hash"] = _short_hash(json.dumps({k: v for k, v in row.items() if k != "_variants"}, sort_keys=True),
-                                          json.dumps(row.pop("_variants"), sort_keys=True), n=16)
+        row.pop("_variants")
+    return finalize(releases, variants, host_accounts_of(posts, audio_rows))
+
+
+def host_accounts_of(posts: dict[str, dict], audio_rows: list[dict]) -> list[tuple[str, str, str]]:
+    """(person, host account, platform) for every upload: the account belongs to the credited
+    performer of that name, else to the poster."""
+    out = []
+    for a in audio_rows:
+        user, post = a.get("platform_user"), posts.get(a["post_id"])
+        if not user or post is None or a["platform"] not in HOST_PROFILE:
+            continue
+        credited = {p.lower() for p in json.loads(post["performers"] or "[]")}
+        owner = user if user.lower() in credited else post["author"]
+        if owner:
+            out.append((owner, user, a["platform"]))
+    return out
+
+
+def finalize(releases: list[dict], variants: list[dict], host_accounts: list[tuple[str, str, str]]
+             ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Resolve identities over every release, then hash each release's content."""
+    releases = sorted((dict(r) for r in releases), key=lambda r: r["release_id"])
+    variants = sorted(variants, key=lambda v: (v["release_id"], v["variant_index"]))
+    perf_rows = resolve_identities(releases, host_accounts)
+    by_release: dict[str, list[dict]] = defaultdict(list)
+    for v in variants:
+        by_release[v["release_id"]].append(v)
+    for row in releases:
+        row.pop("content_hash", None)
+        row["content_hash"] = _short_hash(json.dumps(row, sort_keys=True),
+                                          json.dumps(by_release.get(row["release_id"], []), sort_keys=True), n=16)
     return frame(releases, RELEASE_SCHEMA), frame(variants, VARIANT_SCHEMA), frame(perf_rows, PERFORMER_SCHEMA)
+
+
+SIGNATURE_SCHEMA = {"post_id": S, "signature": S}
+
+
+def post_signatures(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame | None,
+                    artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None,
+                    gwasi_rows: pl.DataFrame | None) -> dict[str, str]:
+    """A hash per post of everything aggregation reads about it (vectorised: polars row hashes)."""
+    parts: dict[str, list[int]] = defaultdict(list)
+    for df in (analysis, audio, scripts, artwork, reddit_posts, gwasi_rows):
+        if df is None or not df.height or "post_id" not in df.columns:
+            continue
+        hashed = df.select(pl.col("post_id"), df.hash_rows(seed=7).alias("h")).group_by("post_id").agg(
+            pl.col("h").sort())
+        for pid, hs in hashed.iter_rows():
+            parts[pid].extend(hs)
+    return {pid: _short_hash(",".join(map(str, sorted(hs))), n=16) for pid, hs in parts.items()}
+
+
+def aggregate_incremental(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame | None,
+                          artwork: pl.DataFrame | None, reddit_posts: pl.DataFrame | None,
+                          gwasi_rows: pl.DataFrame | None, *, previous_releases: pl.DataFrame | None,
+                          previous_variants: pl.DataFrame | None, previous_signatures: dict[str, str] | None,
+                          full_rebuild_share: float = 0.3):
+    """Re-aggregate only the releases a change touches; the result equals a full rebuild.
+
+    A change to a post reaches: the releases it was in, every post of the same people (acoustic
+    and title matches are only made within a performer's work), every post sharing an audio
+    with it, and (as lookups) every script offer. Returns (releases, variants, performers,
+    signatures, stats)."""
+    sigs = post_signatures(analysis, audio, scripts, artwork, reddit_posts, gwasi_rows)
+    if previous_releases is None or previous_variants is None or not previous_signatures:
+        rel, var, perf = aggregate(analysis, audio, scripts, artwork, reddit_posts, gwasi_rows)
+        return rel, var, perf, sigs, {"mode": "full", "changed_posts": len(sigs), "reaggregated_posts": len(sigs)}
+    changed = {p for p, h in sigs.items() if previous_signatures.get(p) != h} | (set(previous_signatures) - set(sigs))
+    if len(changed) > full_rebuild_share * max(len(sigs), 1):
+        rel, var, perf = aggregate(analysis, audio, scripts, artwork, reddit_posts, gwasi_rows)
+        return rel, var, perf, sigs, {"mode": "full", "changed_posts": len(changed), "reaggregated_posts": len(sigs)}
+    posts = {r["post_id"]: r for r in analysis.iter_rows(named=True)}
+    audio_rows = audio.to_dicts()
+    release_of: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    for r in previous_releases.select("release_id", "post_ids").iter_rows():
+        members[r[0]] = json.loads(r[1])
+        for p in members[r[0]]:
+            release_of[p] = r[0]
+    people_of: dict[str, set[str]] = defaultdict(set)
+    posts_of_person: dict[str, set[str]] = defaultdict(set)
+    idents_of: dict[str, set[str]] = defaultdict(set)
+    posts_of_ident: dict[str, set[str]] = defaultdict(set)
+    for pid, p in posts.items():
+        for name in [p["author"], *json.loads(p["performers"] or "[]")]:
+            if name:
+                people_of[pid].add(name.lower())
+    for a in audio_rows:
+        if a["platform_user"]:
+            people_of[a["post_id"]].add(a["platform_user"].lower())
+        for ident in filter(None, [a["sha256"], f"{a['platform']}:{a['platform_id']}" if a["platform_id"] else None,
+                                   (a["page_url"] or "").lower() or None]):
+            idents_of[a["post_id"]].add(ident)
+    for pid, names in people_of.items():
+        for n in names:
+            posts_of_person[n].add(pid)
+    for pid, ids in idents_of.items():
+        for i in ids:
+            posts_of_ident[i].add(pid)
+    affected: set[str] = set()
+    frontier = set(changed)
+    while frontier:
+        affected |= frontier
+        grow: set[str] = set()
+        for pid in frontier:
+            if pid in release_of:
+                grow.update(members[release_of[pid]])
+            for n in people_of.get(pid, ()):
+                grow |= posts_of_person[n]
+            for i in idents_of.get(pid, ()):
+                grow |= posts_of_ident[i]
+        frontier = grow - affected
+    lookups = {pid for pid, p in posts.items() if p["kind"] == "script_offer"}
+    subset = affected | lookups
+
+    def only(df: pl.DataFrame | None, keep: set[str]) -> pl.DataFrame | None:
+        return None if df is None else df.filter(pl.col("post_id").is_in(list(keep)))
+
+    sub_rel, sub_var, _ = aggregate(only(analysis, subset), only(audio, affected), only(scripts, subset),
+                                    only(artwork, affected), only(reddit_posts, affected), gwasi_rows)
+    stale = {release_of[p] for p in affected if p in release_of}
+    kept_rel = previous_releases.filter(~pl.col("release_id").is_in(list(stale)))
+    kept_var = previous_variants.filter(~pl.col("release_id").is_in(list(stale)))
+    usable = usable_posts(analysis)
+    rel, var, perf = finalize(kept_rel.to_dicts() + sub_rel.to_dicts(), kept_var.to_dicts() + sub_var.to_dicts(),
+                              host_accounts_of(usable, [a for a in audio_rows if a["post_id"] in usable]))
+    return rel, var, perf, sigs, {"mode": "incremental", "changed_posts": len(changed),
+                                  "reaggregated_posts": len(affected)}
 
 
 CREDIT_SCHEMA = {"release_id": S, "person": S, "person_id": S, "role": S, "position": I}
