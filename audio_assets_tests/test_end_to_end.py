@@ -65,6 +65,25 @@ def test_three_days_end_to_end(tmp_path, world_factory, corpus, instance):
     assert r1.sort("release_id").equals(full_r.sort("release_id"))
     assert v1.equals(full_v) and p1.equals(full_p)
 
+    # The catalogue, similar and search commands answer on this data.
+    from audio_assets import cli
+
+    def run_cli(*argv):
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(list(argv))
+        return code, out.getvalue()
+
+    code, text = run_cli("catalogue", "--kind", "performers")
+    assert code == 0 and "SnakeySmut" in text and "Lurkydip" in text
+    code, text = run_cli("similar", "rel_1mf1onp")
+    assert code == 0 and text.count("rel_") >= 3
+    code, text = run_cli("search", "shy", "ghost")
+    assert code == 0 and text.splitlines()[1].split()[1] == "rel_1mf1onp"
+
     # Files where the seed's layout says.
     assert list((w.data_root / "audio" / "soundgasm").rglob("*.m4a")) and list((w.data_root / "audio" / "whypit").rglob("*.mp3"))
     assert list((w.data_root / "scripts" / "scriptbin").rglob("*.txt"))
