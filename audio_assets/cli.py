@@ -264,6 +264,15 @@ def cmd_search(args) -> int:
     return 0 if hits else 1
 
 
+def cmd_doctor(args) -> int:
+    from audio_assets import doctor
+    from audio_assets.settings import load_settings
+
+    checks = doctor.run_checks(load_settings())
+    _print(doctor.render(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_summary(args) -> int:
     data_root = Path(os.environ.get("AUDIO_ASSETS_DATA") or "data").resolve()
     print(json.dumps(summary(data_root, os.environ.get("STASH_URL") if args.stash else None), indent=2))
@@ -306,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("text", nargs="+")
     p.add_argument("--limit", type=int, default=10)
     p.set_defaults(fn=cmd_search)
+    p = sub.add_parser("doctor", help="check Stash, the library paths, ffmpeg, Reddit credentials and the data root")
+    p.set_defaults(fn=cmd_doctor)
     p = sub.add_parser("summary", help="counts of every layer (and of Stash with --stash)")
     p.add_argument("--stash", action="store_true")
     p.set_defaults(fn=cmd_summary)
