@@ -71,3 +71,31 @@ def test_render_wraps_with_real_video_and_copied_audio(audio, tmp_path):
     r2 = media.render(audio["wav"], card, tmp_path / "wav.mp4", cache_dir=tmp_path / "cache")
     assert not r2.audio_copied and probe(r2.path).audio_codec == "aac"
     assert len(list((tmp_path / "cache").glob("still-*.mp4"))) == 1  # one encoded still per image
+
+
+def test_the_wrap_is_swappable_for_a_stash_with_native_audio(audio, tmp_path, monkeypatch):
+    import json
+
+    from audio_assets.layers import rendering
+    from audio_assets.layers.releases import RELEASE_SCHEMA, VARIANT_SCHEMA
+    from audio_assets.layers.sources import frame
+    from audio_assets.settings import load_settings
+
+    settings = load_settings({"AUDIO_ASSETS_DATA": str(tmp_path / "data")})
+    (settings.data_root / "audio").mkdir(parents=True)
+    src = settings.data_root / "audio" / "a.m4a"
+    src.write_bytes(audio["m4a"].read_bytes())
+    rel = frame([{"release_id": "rel_x", "title": "T", "performers": json.dumps(["P"]), "post_urls": "[]",
+                  "release_date": "2025-08-01", "artwork_path": None}], RELEASE_SCHEMA)
+    var = frame([{"release_id": "rel_x", "variant_id": "rel_x_1", "release_date": "2025-08-01", "variant_index": 0,
+                  "label": "", "audio_path": "audio/a.m4a", "audio_sha256": "s", "status": "ok"}], VARIANT_SCHEMA)
+    monkeypatch.setenv("AUDIO_ASSETS_STASH_MEDIA", "audio")
+    [row] = rendering.build_rendered_videos(settings, rel, var, None).to_dicts()
+    assert row["status"] == "ok" and row["video_path"].endswith(".m4a") and not row["rendered"]
+    monkeypatch.setenv("AUDIO_ASSETS_STASH_MEDIA", "mp4")
+    [row] = rendering.build_rendered_videos(settings, rel, var, None).to_dicts()
+    assert row["video_path"].endswith(".mp4") and row["rendered"] and row["video_codec"] == "h264"
+    monkeypatch.setenv("AUDIO_ASSETS_STASH_MEDIA", "flac-please")
+    with pytest.raises(ValueError):
+        rendering.render_mode()
+

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 
 import polars as pl
 
@@ -17,6 +19,16 @@ from audio_assets.layers.sources import B, F, I, S, frame, rel
 from audio_assets.settings import Settings
 
 RENDER_VERSION = "still-v1"
+#: what Stash is handed: "mp4" (audio wrapped with a still image, works with stock Stash) or
+#: "audio" (the audio file itself, for a Stash with native audio or an audio plugin)
+RENDER_MODES = ("mp4", "audio")
+
+
+def render_mode(env: dict | None = None) -> str:
+    mode = ((os.environ if env is None else env).get("AUDIO_ASSETS_STASH_MEDIA") or "mp4").strip().lower()
+    if mode not in RENDER_MODES:
+        raise ValueError(f"AUDIO_ASSETS_STASH_MEDIA={mode!r}: use one of {', '.join(RENDER_MODES)}")
+    return mode
 VIDEO_SCHEMA = {
     "release_id": S, "variant_id": S, "release_date": S, "video_path": S, "audio_path": S, "image_path": S,
     "image_kind": S, "duration_s": F, "audio_duration_s": F, "video_codec": S, "audio_codec": S, "audio_copied": B,
@@ -55,6 +67,9 @@ def build_rendered_videos(settings: Settings, releases: pl.DataFrame, variants: 
                 if not image.exists():
                     media.title_card(image, title=release["title"] or release["release_id"], performers=performers,
                                      audience=v["audience"])
+            if render_mode() == "audio":
+                rows.append(_hand_over_audio(settings, release, v, base, audio))
+                continue
             out = within(settings.data_root, settings.videos_dir / video_name(release, v))
             post_urls = json.loads(release["post_urls"] or "[]")
             metadata = {"title": f"{release['title']}{' [' + v['label'] + ']' if v['label'] else ''}",
@@ -80,3 +95,20 @@ def build_rendered_videos(settings: Settings, releases: pl.DataFrame, variants: 
     return frame(rows, VIDEO_SCHEMA)
 
 
+def _hand_over_audio(settings: Settings, release: dict, variant: dict, base: dict, audio) -> dict:
+    """The "audio" mode: the library gets the audio file itself (linked, not copied), no render."""
+    from audio_assets.ffmpeg_tools import probe
+
+    out = within(settings.data_root, settings.videos_dir / video_name(release, variant)).with_suffix(audio.suffix)
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(audio, out)
+        except OSError:
+            shutil.copy2(audio, out)
+    info = probe(out)
+    return {**base, "video_path": rel(settings, out), "audio_path": variant["audio_path"], "image_kind": "none",
+            "duration_s": info.duration_s, "audio_duration_s": info.duration_s, "audio_codec": info.audio_codec,
+            "audio_copied": True, "render_settings": "audio handed to Stash as it is (AUDIO_ASSETS_STASH_MEDIA=audio)",
+            "render_key": f"audio:{variant['audio_sha256']}", "render_seconds": 0.0, "rendered": False,
+            "bytes": out.stat().st_size, "status": "ok"}
