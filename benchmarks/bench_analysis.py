@@ -1,0 +1,201 @@
+"""analysis: posts per second through `analysis.analyse_post`, single process, vs a trivial pass."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from benchmarks.common import BenchResult, say
+
+FULL_POSTS = 1_000_000
+TARGET_POSTS_PER_S = 50_000
+#: the project's loop stops after this long (the rate is what is measured); --full lifts it
+TIME_CAP_S = 60.0
+
+VOICES = [
+    f"{a}{b}"
+    for a in ("Sleepy", "Velvet", "Honey", "Mochi", "Briar", "Aurora", "Lunar", "Kitty", "Rowan", "Dusk")
+    for b in ("_Whispers", "VA", "Audio", "_ASMR", "Voice", "Rose", "Murmurs", "Moth")
+]
+WRITERS = [
+    f"{a}{b}"
+    for a in ("Quill", "Ink", "Lady_", "Enno_", "Writing", "Script", "Page", "Story")
+    for b in ("Lexicon", "Smith", "Zalenno2", "Jedi", "Witch", "Monster", "Turner", "Weaver")
+]
+AUDIENCES = ["[F4M]", "[M4F]", "[F4F]", "[F4A]", "[FF4M]", "[M4M]", "[F4TM]", "[MF4F]", "[F4M] [F4F]"]
+KINDS = ["[Script Fill]", "[OC]", "[Improv]", "[Script Offer]", "[Ramblefap]", ""]
+FLAIR_OF = {
+    "[Script Fill]": "Script Fill",
+    "[OC]": "OC",
+    "[Improv]": "OC",
+    "[Script Offer]": "Script Offer",
+    "[Ramblefap]": "Ramblefap",
+    "": "",
+}
+TAGS = [
+    "[Sleep aid]",
+    "[Kissing]",
+    "[Cuddles]",
+    "[Wholesome]",
+    "[Teasing]",
+    "[Romance]",
+    "[Comfort]",
+    "[Whispers]",
+    "[Girlfriend Experience]",
+    "[Binaural]",
+    "[SFX]",
+    "[Fantasy]",
+    "[Monster Girl]",
+    "[Slow Burn]",
+    "{Soft}",
+    "[Praise]",
+    "[Friends to Lovers]",
+    "[Rain sounds]",
+    "[Ear Licking]",
+    "[Established Relationship]",
+]
+PHRASES = (
+    "your girlfriend comes home after a long day and finds you asleep on the couch so she wakes you gently "
+    "with whispers and kisses before a cozy night in under the blankets while the rain keeps falling"
+).split()
+
+
+def slug(rnd: random.Random, sep: str = "-") -> str:
+    return sep.join(rnd.choices(PHRASES, k=rnd.randint(3, 7)))
+
+
+def make_post(n: int, rnd: random.Random) -> tuple:
+    voice, writer = rnd.choice(VOICES), rnd.choice(WRITERS)
+    kind = rnd.choice(KINDS)
+    tags = rnd.sample(TAGS, rnd.randint(1, 5))
+    title_words = " ".join(rnd.choices(PHRASES, k=rnd.randint(4, 12))).capitalize()
+    title = " ".join(filter(None, [rnd.choice(AUDIENCES), kind, *tags[:2], title_words, *tags[2:]]))
+    lines = []
+    if kind == "[Script Offer]":
+        lines.append(
+            f"Hello writers! A {rnd.randint(800, 4000)} word script. "
+            f"[Script on scriptbin](https://scriptbin.works/u/{writer}/{slug(rnd)})"
+        )
+        lines.append(f"Please credit me (u/{writer}) and link this post when you fill it.")
+    else:
+        sg = f"https://soundgasm.net/u/{voice}/{slug(rnd)}"
+        style = rnd.random()
+        if style < 0.45:
+            lines.append(f"[Soundgasm]({sg})")
+        elif style < 0.7:
+            lines.append(f"**[LISTEN HERE]({sg})**")
+        else:
+            lines.append(sg)
+        if rnd.random() < 0.35:
+            lines.append(f"[Whyp.it](https://whyp.it/tracks/{rnd.randint(100000, 999999)}/{slug(rnd)})")
+        if rnd.random() < 0.2:
+            lines.append(f"[No SFX version](https://soundgasm.net/u/{voice}/{slug(rnd)}-no-sfx)")
+        if rnd.random() < 0.1:
+            lines.append(f"[HotAudio](https://hotaudio.net/u/{voice}/{slug(rnd)})")
+        if kind == "[Script Fill]":
+            how = rnd.random()
+            if how < 0.4:
+                lines.append(f"[Script](https://scriptbin.works/u/{writer}/{slug(rnd)}) by u/{writer}")
+            elif how < 0.7:
+                lines.append(
+                    f"Script written by the amazing u/{writer}! "
+                    f"[Original offer](https://www.reddit.com/r/gonewildaudio/comments/{rnd.randint(10**9, 10**10):x}/{slug(rnd, '_')}/)"
+                )
+            elif how < 0.85:
+                lines.append(f"Thank you to u/{writer} for this wonderful script (private fill)")
+            else:
+                lines.append(f"Privately written by u/{writer} <3")
+        if rnd.random() < 0.25:
+            lines.append(f"Collab with u/{rnd.choice(VOICES)}, go follow her!")
+        if rnd.random() < 0.15:
+            lines.append(f"SFX by u/{rnd.choice(VOICES)} and art by u/{rnd.choice(WRITERS)}")
+        if rnd.random() < 0.2:
+            lines.append(f"![cover](https://i.imgur.com/{rnd.randint(10**6, 10**7):x}.png)")
+    lines.append(" ".join(rnd.choices(PHRASES, k=rnd.randint(15, 80))).capitalize() + ".")
+    if rnd.random() < 0.5:
+        lines.append(
+            f"Find all my audios on [my soundgasm](https://soundgasm.net/u/{voice}) and "
+            f"[my linktree](https://linktr.ee/{voice}) <3"
+        )
+    body = "\n\n".join(lines)
+    extra = f"u/{writer} " + " ".join(rnd.choices(PHRASES, k=20)) if rnd.random() < 0.3 else None
+    return (f"z{n:07x}", title, body, voice, FLAIR_OF[kind] or None, extra)
+
+
+def make_posts(count: int, seed: int = 11) -> list[tuple]:
+    rnd = random.Random(seed)
+    return [make_post(n, rnd) for n in range(count)]
+
+
+def run(scale: float, full: bool = False, **_) -> BenchResult:
+    from audio_assets.analysis import analyse_post
+
+    res = BenchResult("analysis")
+    count = max(2000, round(FULL_POSTS * scale))
+    say(f"  generating {count:,} posts ...")
+    t0 = time.perf_counter()
+    posts = make_posts(count)
+    res.details.update(
+        posts=count,
+        generate_seconds=round(time.perf_counter() - t0, 1),
+        mean_body_chars=round(sum(len(p[2]) for p in posts) / count),
+    )
+
+    # A sanity check that the templates are read as GWA posts (links found, credits found).
+    sample = [
+        analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+        for p in posts[:2000]
+    ]
+    res.details.update(
+        sample_with_audio_links=sum(bool(a.audio_links) for a in sample),
+        sample_with_scribe=sum(bool(a.scribe) for a in sample),
+        sample_size=len(sample),
+    )
+
+    def baseline() -> int:
+        n = 0
+        for _pid, title, body, _a, _f, _e in posts:
+            title.lower()
+            n += body.count("http")
+        return n
+
+    def project() -> int:
+        """Analyse the posts; stop at the time cap (unless --full) and return how many were done."""
+        done = 0
+        start = time.perf_counter()
+        for lo in range(0, count, 1000):
+            for pid, title, body, author, flair, extra in posts[lo : lo + 1000]:
+                analyse_post(post_id=pid, title=title, body=body, author=author, flair=flair, extra=extra)
+            done = min(count, lo + 1000)
+            if not full and time.perf_counter() - start > TIME_CAP_S:
+                break
+        return done
+
+    t0 = time.perf_counter()
+    baseline()
+    base_s = time.perf_counter() - t0
+    say(f"  trivial pass: {base_s:.2f}s")
+    t0 = time.perf_counter()
+    done = project()
+    proj_s = time.perf_counter() - t0
+    proj_rate, base_rate = done / proj_s, count / base_s
+    if done < count:
+        res.note(
+            f"analyse_post timed on the first {done:,} of {count:,} posts: stopped at the {TIME_CAP_S:.0f}s cap "
+            f"(--full runs them all); the rate is per post, so it does not depend on the count"
+        )
+    say(f"  analyse_post: {proj_s:.2f}s, {proj_rate:,.0f} posts/s ({1e6 / proj_rate:.1f} us a post)")
+    res.details.update(
+        project_seconds=round(proj_s, 2), project_posts=done, baseline_seconds=round(base_s, 3)
+    )
+    res.row(
+        f"posts/s ({count:,} posts, 1 process)",
+        proj_rate,
+        base_rate,
+        "posts/s",
+        proj_rate / base_rate,
+        "x baseline",
+        f">= {TARGET_POSTS_PER_S:,} posts/s",
+        proj_rate >= TARGET_POSTS_PER_S,
+    )
+    return res
