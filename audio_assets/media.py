@@ -21,7 +21,7 @@ from audio_assets.ffmpeg_tools import FfmpegError, ffmpeg_exe, probe, run_ffmpeg
 MP4_COPYABLE_AUDIO = {"aac", "mp3", "alac", "flac", "opus", "ac3", "eac3"}
 #: 5 fps keeps the cut at the audio's end within 0.2 s; one keyframe per looped segment
 STILL_FPS = 5
-STILL_SEGMENT_S = 10
+STILL_SEGMENT_S = 4
 VIDEO_SIZE = 720
 
 
@@ -135,7 +135,7 @@ def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Pa
     run_ffmpeg([
         "-y", "-loop", "1", "-framerate", str(STILL_FPS), "-i", str(image), "-t", str(STILL_SEGMENT_S),
         "-vf", f"scale={size}:{size}:force_original_aspect_ratio=decrease,pad={size}:{size}:(ow-iw)/2:(oh-ih)/2,format=yuv420p",
-        "-c:v", "libx264", "-tune", "stillimage", "-preset", "medium", "-crf", "23",
+        "-c:v", "libx264", "-tune", "stillimage", "-preset", "veryfast", "-crf", "23",
         "-bf", "0", "-g", str(STILL_FPS * STILL_SEGMENT_S), "-keyint_min", str(STILL_FPS * STILL_SEGMENT_S), "-sc_threshold", "0",
         "-r", str(STILL_FPS), "-an", "-movflags", "+faststart", str(tmp),
     ])

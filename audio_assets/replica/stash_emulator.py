@@ -1721,6 +1721,8 @@ class StashEmulator:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "stash-emulator"
+    # headers and body go out as two writes: without TCP_NODELAY each answer waits ~40 ms for a delayed ACK
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     emu: StashEmulator
 
