@@ -484,23 +484,41 @@ def performers_not_split(pipeline: PipelineResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset=audio_files,
-    description="Every downloaded audio file exists and decodes with ffmpeg "
-    "(the newest 500 files per check run).",
+    description="Every downloaded audio file exists with its recorded size and decodes with ffmpeg "
+    "(each file decoded once; later checks only look at new files).",
 )
 def audio_files_decode(pipeline: PipelineResource) -> dg.AssetCheckResult:
     settings = pipeline.settings()
     df = pipeline.warehouse().read("audio_files")
     if df is None:
         return dg.AssetCheckResult(passed=True, metadata={"checked": 0})
-    ok = df.filter(pl.col("status") == "ok").unique("local_path").sort("post_date", descending=True).head(500)
-    bad = []
-    for path in ok.get_column("local_path").to_list():
-        result = media.check_audio(settings.data_root / path)
-        if not result.ok:
-            bad.append(f"{path}: {result.error}")
+    ok = df.filter(pl.col("status") == "ok").unique("local_path")
+    # Every file must be there with its size; only files not decoded by an earlier check are decoded
+    # again, so a run that adds one audio decodes one file.
+    state = settings.state_dir / "decoded_audio.json"
+    decoded = set(json.loads(state.read_text())) if state.exists() else set()
+    bad, newly = [], []
+    for row in ok.select("local_path", "bytes", "sha256").iter_rows(named=True):
+        path = settings.data_root / row["local_path"]
+        if not path.exists() or (row["bytes"] is not None and path.stat().st_size != row["bytes"]):
+            bad.append(f"{row['local_path']}: missing or not the size recorded")
+            continue
+        if row["sha256"] in decoded:
+            continue
+        result = media.check_audio(path)
+        if result.ok:
+            newly.append(row["sha256"])
+        else:
+            bad.append(f"{row['local_path']}: {result.error}")
+    if newly:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state.with_suffix(".part")
+        tmp.write_text(json.dumps(sorted(decoded | set(newly))))
+        tmp.replace(state)
     return dg.AssetCheckResult(
         passed=not bad,
-        metadata={"checked": ok.height, "failed": len(bad), "failures": dg.MetadataValue.json(bad[:20])},
+        metadata={"files": ok.height, "decoded_now": len(newly), "failed": len(bad),
+                  "failures": dg.MetadataValue.json(bad[:20])},
     )
 
 

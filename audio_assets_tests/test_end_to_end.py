@@ -124,6 +124,17 @@ def test_three_days_end_to_end(tmp_path, world_factory, corpus, instance):
     materialized = instance.get_materialized_partitions(dg.AssetKey("stash_scenes"))
     assert set(DAYS) <= materialized, (status, materialized)
 
+    # The decode check looks at new files only, and still notices a file that was cut short.
+    from audio_assets.definitions import audio_files_decode
+
+    assert audio_files_decode(pipeline=PipelineResource()).metadata["decoded_now"].value == 0
+    victim = next((w.data_root / "audio" / "soundgasm").rglob("*.m4a"))
+    original = victim.read_bytes()
+    victim.write_bytes(original[: len(original) // 2])
+    broken = audio_files_decode(pipeline=PipelineResource())
+    assert not broken.passed and victim.name in str(broken.metadata["failures"].value)
+    victim.write_bytes(original)
+
     # Running it again changes nothing: same rows, no download, no mutation in Stash.
     mutations_before = w.stash.mutation_count
     w.replica.clear_requests()
