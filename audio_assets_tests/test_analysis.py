@@ -3,12 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from audio_assets.analysis import analyse_post, normalise_url, title_tags, variant_label
 
-MILK_MAID_BODY = """Hi everyone! So excited to finally share this one \U0001F49C
+MILK_MAID_BODY = """Hi everyone! So excited to finally share this one \U0001f49c
 
 This is a **private fill** of a script written by u/Enno\\_Zalenno2, recorded with the wonderful u/alekirser!
 
@@ -31,8 +32,13 @@ Whyp: <https://whyp.it/tracks/299350/shy-ghost-girl-possesses-you-to-feel-pleasu
 
 
 def test_milk_maid_cafe_post():
-    a = analyse_post(post_id="1mf0zav", title="[FF4M] [Script Fill] Threesome At The Milk Maid Cafe! [Collab] [Maids] [Cafe]",
-                     body=MILK_MAID_BODY, author="SnakeySmut", flair="Script Fill")
+    a = analyse_post(
+        post_id="1mf0zav",
+        title="[FF4M] [Script Fill] Threesome At The Milk Maid Cafe! [Collab] [Maids] [Cafe]",
+        body=MILK_MAID_BODY,
+        author="SnakeySmut",
+        flair="Script Fill",
+    )
     assert a.clean_title == "Threesome At The Milk Maid Cafe!"
     assert a.audiences == ["FF4M"] and a.kind == "script_fill"
     assert a.performers == ["SnakeySmut", "alekirser"]
@@ -48,47 +54,83 @@ def test_milk_maid_cafe_post():
 
 
 def test_shy_ghost_girl_post():
-    a = analyse_post(post_id="1mf1onp", title="[F4M] Shy Ghost Girl Possesses You To Feel Pleasure Again [Script Fill] [Ghost] [Wholesome]",
-                     body=SHY_GHOST_BODY, author="Lurkydip")
+    a = analyse_post(
+        post_id="1mf1onp",
+        title="[F4M] Shy Ghost Girl Possesses You To Feel Pleasure Again [Script Fill] [Ghost] [Wholesome]",
+        body=SHY_GHOST_BODY,
+        author="Lurkydip",
+    )
     assert a.performers == ["Lurkydip"]
     assert a.scribe == "TheWritingJedi"
     assert [x["platform"] for x in a.audio_links] == ["hotaudio", "soundgasm", "whypit"]
     assert a.audio_links[1]["url"].endswith("Pleasure-Again")  # trailing full stop dropped
-    assert a.audio_links[2]["url"] == "https://whyp.it/tracks/299350/shy-ghost-girl-possesses-you-to-feel-pleasure-again"
+    assert (
+        a.audio_links[2]["url"]
+        == "https://whyp.it/tracks/299350/shy-ghost-girl-possesses-you-to-feel-pleasure-again"
+    )
     assert [s["platform"] for s in a.script_links] == ["reddit", "scriptbin"]
     assert a.private_fill is False and a.kind == "script_fill"
 
 
-@pytest.mark.parametrize(("title", "audiences", "kind", "clean"), [
-    ("[F4M] [F4F] [Script Fill] Your Girlfriend Comes Home [Kissing]", ["F4M", "F4F"], "script_fill", "Your Girlfriend Comes Home"),
-    ("[M4F] [OC] Late night drive [Improv-ish]", ["M4F"], "oc", "Late night drive"),
-    ("[F4A] [Improv] Just a ramble {sleep aid}", ["F4A"], "improv", "Just a ramble"),
-    ("[F4M/F4F] [Script Offer] Witch's Bargain [Fantasy]", ["F4M", "F4F"], "script_offer", "Witch's Bargain"),
-    ("[ff4m] [script fill] lowercase tags", ["FF4M"], "script_fill", "lowercase tags"),
-    ("[NB4M] [TF4M] [OC] Two audiences", ["NB4M", "TF4M"], "oc", "Two audiences"),
-    ("[Ramblefap] [F4M] morning thoughts [12m37s]", ["F4M"], "ramblefap", "morning thoughts"),
-    ("No tags at all", [], None, "No tags at all"),
-])
+@pytest.mark.parametrize(
+    ("title", "audiences", "kind", "clean"),
+    [
+        (
+            "[F4M] [F4F] [Script Fill] Your Girlfriend Comes Home [Kissing]",
+            ["F4M", "F4F"],
+            "script_fill",
+            "Your Girlfriend Comes Home",
+        ),
+        ("[M4F] [OC] Late night drive [Improv-ish]", ["M4F"], "oc", "Late night drive"),
+        ("[F4A] [Improv] Just a ramble {sleep aid}", ["F4A"], "improv", "Just a ramble"),
+        (
+            "[F4M/F4F] [Script Offer] Witch's Bargain [Fantasy]",
+            ["F4M", "F4F"],
+            "script_offer",
+            "Witch's Bargain",
+        ),
+        ("[ff4m] [script fill] lowercase tags", ["FF4M"], "script_fill", "lowercase tags"),
+        ("[NB4M] [TF4M] [OC] Two audiences", ["NB4M", "TF4M"], "oc", "Two audiences"),
+        ("[Ramblefap] [F4M] morning thoughts [12m37s]", ["F4M"], "ramblefap", "morning thoughts"),
+        ("No tags at all", [], None, "No tags at all"),
+    ],
+)
 def test_title_conventions(title, audiences, kind, clean):
     a = analyse_post(post_id="x", title=title, body="", author="someone")
     assert a.audiences == audiences and a.kind == kind and a.clean_title == clean
 
 
-@pytest.mark.parametrize(("body", "performers", "scribe"), [
-    ("Script by u/WriterOne. Collab with u/VoiceTwo!", ["Poster", "VoiceTwo"], "WriterOne"),
-    ("Written by u/Writer\\_Under w/ u/Second\\_Voice", ["Poster", "Second_Voice"], "Writer_Under"),
-    ("[script](https://scriptbin.works/u/Scribe/x) by u/Scribe\n\nrecorded with u/Duo", ["Poster", "Duo"], "Scribe"),
-    ("Character: ~ u/GuestVoice\nThanks to u/Writer for writing this", ["Poster", "GuestVoice"], "Writer"),
-    ("Sound design by FoleyPerson. Script by u/Someone", ["Poster"], "Someone"),
-    ("just me today, no script", ["Poster"], None),
-])
+@pytest.mark.parametrize(
+    ("body", "performers", "scribe"),
+    [
+        ("Script by u/WriterOne. Collab with u/VoiceTwo!", ["Poster", "VoiceTwo"], "WriterOne"),
+        ("Written by u/Writer\\_Under w/ u/Second\\_Voice", ["Poster", "Second_Voice"], "Writer_Under"),
+        (
+            "[script](https://scriptbin.works/u/Scribe/x) by u/Scribe\n\nrecorded with u/Duo",
+            ["Poster", "Duo"],
+            "Scribe",
+        ),
+        (
+            "Character: ~ u/GuestVoice\nThanks to u/Writer for writing this",
+            ["Poster", "GuestVoice"],
+            "Writer",
+        ),
+        ("Sound design by FoleyPerson. Script by u/Someone", ["Poster"], "Someone"),
+        ("just me today, no script", ["Poster"], None),
+    ],
+)
 def test_credits(body, performers, scribe):
     a = analyse_post(post_id="x", title="[F4M] t", body=body, author="Poster")
     assert a.performers == performers and a.scribe == scribe
 
 
 def test_scribe_from_scriptbin_link_when_uncredited():
-    a = analyse_post(post_id="x", title="[F4M] t", body="script: https://scriptbin.works/u/QuietWriter/some-slug", author="P")
+    a = analyse_post(
+        post_id="x",
+        title="[F4M] t",
+        body="script: https://scriptbin.works/u/QuietWriter/some-slug",
+        author="P",
+    )
     assert a.scribe == "QuietWriter"
 
 
@@ -101,13 +143,18 @@ Sound design by u/Mixer, edited by u/Editor"""
     a = analyse_post(post_id="x", title="[F4M] [F4F] [OC] Thing", body=body, author="Poster")
     assert [x["variant"] for x in a.audio_links] == ["F4M", "F4F", "No SFX", "SFX"]
     assert a.variant_hints == ["F4M", "F4F", "No SFX", "SFX"]
-    assert {"role": "sfx", "name": "Mixer"} in a.credits and {"role": "editing", "name": "Editor"} in a.credits
+    assert {"role": "sfx", "name": "Mixer"} in a.credits and {
+        "role": "editing",
+        "name": "Editor",
+    } in a.credits
 
 
 def test_urls_are_normalised():
     assert normalise_url("http://WWW.Soundgasm.net/u/A/B).") == "https://www.soundgasm.net/u/A/B"
     assert normalise_url("https://soundgasm.net/u/a\\_b/c\\_d") == "https://soundgasm.net/u/a_b/c_d"
-    assert normalise_url("https://whyp.it/tracks/1/x?token=abcde,") == "https://whyp.it/tracks/1/x?token=abcde"
+    assert (
+        normalise_url("https://whyp.it/tracks/1/x?token=abcde,") == "https://whyp.it/tracks/1/x?token=abcde"
+    )
     assert title_tags("[F4M] a [b] c")[1] == "a c"
     assert variant_label("Without SFX") == "No SFX" and variant_label("m4f ver") == "M4F"
     assert variant_label("Soundgasm") is None
@@ -121,19 +168,117 @@ def test_pornhub_and_other_links_are_recorded():
 
 
 def test_script_offer_has_no_performers():
-    a = analyse_post(post_id="x", title="[F4M] [Script Offer] A Witch's Bargain",
-                     body="Feel free to fill! https://scriptbin.works/u/Witchy/a-witchs-bargain", author="Witchy")
+    a = analyse_post(
+        post_id="x",
+        title="[F4M] [Script Offer] A Witch's Bargain",
+        body="Feel free to fill! https://scriptbin.works/u/Witchy/a-witchs-bargain",
+        author="Witchy",
+    )
     assert a.kind == "script_offer" and a.performers == [] and a.scribe == "Witchy"
 
 
 def test_cli_analyze_reads_a_listing(tmp_path):
-    listing = {"kind": "Listing", "data": {"children": [
-        {"kind": "t3", "data": {"id": "1mf0zav", "title": "[FF4M] [Script Fill] Threesome At The Milk Maid Cafe!",
-                                "selftext": MILK_MAID_BODY, "author": "SnakeySmut", "link_flair_text": "Script Fill"}}]}}
+    listing = {
+        "kind": "Listing",
+        "data": {
+            "children": [
+                {
+                    "kind": "t3",
+                    "data": {
+                        "id": "1mf0zav",
+                        "title": "[FF4M] [Script Fill] Threesome At The Milk Maid Cafe!",
+                        "selftext": MILK_MAID_BODY,
+                        "author": "SnakeySmut",
+                        "link_flair_text": "Script Fill",
+                    },
+                }
+            ]
+        },
+    }
     f = tmp_path / "post.json"
     f.write_text(json.dumps(listing))
-    out = subprocess.run([sys.executable, "-m", "audio_assets.cli", "analyze", str(f)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "audio_assets.cli", "analyze", str(f)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout)
     assert isinstance(result, list) and result[0]["performers"] == ["SnakeySmut", "alekirser"]
-    assert set(result[0]) >= {"clean_title", "tags", "audiences", "kind", "performers", "scribe", "other_credits",
-                              "private_fill", "audio_links", "script_links", "variant_hints"}
+    assert set(result[0]) >= {
+        "clean_title",
+        "tags",
+        "audiences",
+        "kind",
+        "performers",
+        "scribe",
+        "other_credits",
+        "private_fill",
+        "audio_links",
+        "script_links",
+        "variant_hints",
+    }
+
+
+# -- realistic posts: fixtures/posts/posts.json ------------------------------------------------
+
+REALISTIC = json.loads(
+    (Path(__file__).parent / "fixtures" / "posts" / "posts.json").read_text(encoding="utf-8")
+)
+
+
+def _observed(a, expected: dict) -> dict:
+    got = {
+        "clean_title": a.clean_title,
+        "audiences": a.audiences,
+        "kind": a.kind,
+        "performers": a.performers,
+        "scribe": a.scribe,
+        "private_fill": a.private_fill,
+        "audio_links": [[x["platform"], x["url"], x["variant"]] for x in a.audio_links],
+        "script_links": [x["url"] for x in a.script_links],
+        "variant_hints": a.variant_hints,
+        "credits": sorted(a.credits, key=lambda c: (c["role"], c["name"])),
+    }
+    if "image_links" in expected:
+        got["image_links"] = [x["url"] for x in a.image_links]
+    if "other_links" in expected:
+        got["other_links"] = [x["url"] for x in a.other_links]
+    return got
+
+
+def test_realistic_fixture_set_is_broad():
+    assert len(REALISTIC) >= 40
+    assert len({c["name"] for c in REALISTIC}) == len(REALISTIC)
+    kinds = {c["expected"]["kind"] for c in REALISTIC}
+    assert {"script_fill", "script_offer", "oc", "improv", "ramblefap", "verification"} <= kinds
+    platforms = {link[0] for c in REALISTIC for link in c["expected"]["audio_links"]}
+    assert {"soundgasm", "whypit", "hotaudio", "patreon", "pornhub"} <= platforms
+
+
+@pytest.mark.parametrize("case", REALISTIC, ids=[c["name"] for c in REALISTIC])
+def test_realistic_post(case):
+    p = case["post"]
+    a = analyse_post(
+        post_id=p["id"],
+        title=p["title"],
+        body=p["selftext"],
+        author=p["author"],
+        flair=p.get("link_flair_text"),
+    )
+    expected = dict(case["expected"])
+    expected["credits"] = sorted(expected["credits"], key=lambda c: (c["role"], c["name"]))
+    assert _observed(a, expected) == expected, case.get("note", "")
+
+
+def test_as_dict_keeps_the_dataclass_shape():
+    import dataclasses
+
+    for case in REALISTIC[:10]:
+        p = case["post"]
+        a = analyse_post(post_id=p["id"], title=p["title"], body=p["selftext"], author=p["author"])
+        d = a.as_dict()
+        assert d == dataclasses.asdict(a)
+        assert list(d) == [f.name for f in dataclasses.fields(a)]
+        d["audio_links"].append({})  # a copy: the analysis itself is untouched
+        assert {} not in a.audio_links
