@@ -46,8 +46,12 @@ def test_similarity_finds_the_related_release_and_performer():
 
 
 def test_search_ranks_the_best_match_first():
+    import platform
+
     hits, method = catalogue.search(_releases(), "ghost lighthouse")
-    assert hits[0]["release_id"] == "rel_b" and method in ("bm25", "substring")
+    assert hits[0]["release_id"] == "rel_b"
+    if platform.system() == "Linux" and platform.machine() == "x86_64":
+        assert method == "bm25"  # DuckDB's full-text search, shipped by duckdb-ext-fts
     hits, _ = catalogue.search(_releases(), "snakeysmut")
     assert {h["release_id"] for h in hits} == {"rel_c", "rel_d"}
 
