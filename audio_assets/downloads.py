@@ -6,7 +6,6 @@ A file already held is never fetched again."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from audio_assets.http_client import FetchError, PoliteClient
+from audio_assets.media import sha256_file
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -51,14 +51,6 @@ class Downloaded:
     content_type: str | None = None
 
 
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(
     client: PoliteClient,
     url: str,
@@ -75,7 +67,7 @@ def download(
 
     ``refresh_url`` gives a fresh signed URL when the host answers 403 (whyp.it's CDN)."""
     if dest.exists():
-        return Downloaded(dest, dest.stat().st_size, _hash_file(dest), fetched=False)
+        return Downloaded(dest, dest.stat().st_size, sha256_file(dest), fetched=False)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(dest.parent).free < min_free_bytes:
         raise DownloadError(f"less than {min_free_bytes // 1024**2} MiB free in {dest.parent}; free some space and re-run")
@@ -142,7 +134,7 @@ def download(
         if problem:
             part.unlink(missing_ok=True)
             raise DownloadError(f"{url}: downloaded file failed its check: {problem}")
-    digest = _hash_file(part)
+    digest = sha256_file(part)
     size = part.stat().st_size
     os.replace(part, dest)
     return Downloaded(dest, size, digest, fetched=True, content_type=content_type)
