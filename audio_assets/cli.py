@@ -147,9 +147,15 @@ def cmd_analyze(args) -> int:
                          author=data.get("author") if data.get("author") != "[deleted]" else None,
                          flair=data.get("link_flair_text"))
         d = a.as_dict()
-        results.append({k: d[k] for k in ("clean_title", "tags", "audiences", "kind", "performers", "scribe", "credits",
-                                          "private_fill", "audio_links", "script_links", "variant_hints")}
-                       | {"other_credits": d["credits"]})
+        links = ("platform", "url")
+        results.append({
+            "clean_title": d["clean_title"], "tags": d["tags"], "audiences": d["audiences"], "kind": d["kind"],
+            "performers": d["performers"], "scribe": d["scribe"], "other_credits": d["credits"],
+            "private_fill": d["private_fill"],
+            "audio_links": [{k: x[k] for k in links} for x in d["audio_links"]],
+            "script_links": [{k: x[k] for k in links} for x in d["script_links"]],
+            "variant_hints": d["variant_hints"],
+        })
     is_listing = isinstance(doc, list) or (isinstance(doc, dict) and doc.get("kind") == "Listing")
     print(json.dumps(results if is_listing else (results[0] if results else None), indent=2, ensure_ascii=False))
     return 0

@@ -205,7 +205,8 @@ def test_cli_analyze_reads_a_listing(tmp_path):
     )
     result = json.loads(out.stdout)
     assert isinstance(result, list) and result[0]["performers"] == ["SnakeySmut", "alekirser"]
-    assert set(result[0]) >= {
+    assert set(result[0]["audio_links"][0]) == {"platform", "url"}
+    assert set(result[0]) == {
         "clean_title",
         "tags",
         "audiences",
