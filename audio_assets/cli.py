@@ -270,6 +270,43 @@ def cmd_search(args) -> int:
     return 0 if hits else 1
 
 
+def cmd_stash(args) -> int:
+    import uuid
+
+    from audio_assets.settings import load_settings
+    from audio_assets.stash import service
+    from audio_assets.stash.client import StashClient, StashError
+    from audio_assets.warehouse import Warehouse
+
+    settings = load_settings()
+    wh = Warehouse(settings.data_root)
+    try:
+        with StashClient(settings.stash_url, os.environ.get("STASH_API_KEY") or None) as client:
+            if args.action == "runs":
+                for run_id, n, at in service.runs(wh):
+                    _print(f"{at}  {run_id}  {n} changes")
+                return 0
+            if args.action == "rollback":
+                if not args.run_id:
+                    print("audio-assets stash rollback RUN_ID: which run? (see `audio-assets stash runs`)", file=sys.stderr)
+                    return 2
+                undone = service.rollback_run(wh, client, args.run_id)
+                _print(f"rolled back {undone} changes of run {args.run_id}")
+                return 0
+            run_id = f"cli-{uuid.uuid4().hex[:12]}"
+            outcome = service.sync_days(settings, wh, client, args.day or None, run_id=run_id,
+                                        dry_run=args.action == "plan")
+    except (StashError, LookupError) as exc:
+        print(f"audio-assets stash {args.action}: {exc}", file=sys.stderr)
+        return 1
+    _print(outcome.plan_markdown)
+    if args.action == "apply":
+        _print(f"\napplied {len(outcome.changes)} changes as run {run_id}; undo with: audio-assets stash rollback {run_id}")
+    else:
+        _print(f"\n{len(outcome.changes)} changes planned; `audio-assets stash apply` carries them out")
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from audio_assets import doctor
     from audio_assets.settings import load_settings
@@ -321,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("text", nargs="+")
     p.add_argument("--limit", type=int, default=10)
     p.set_defaults(fn=cmd_search)
+    p = sub.add_parser("stash", help="plan, apply or roll back the sync of rendered videos to Stash")
+    p.add_argument("action", choices=["plan", "apply", "rollback", "runs"])
+    p.add_argument("run_id", nargs="?", help="with rollback: the run to undo")
+    p.add_argument("--day", action="append", help="only these release days (repeatable); default every day")
+    p.set_defaults(fn=cmd_stash)
     p = sub.add_parser("doctor", help="check Stash, the library paths, ffmpeg, Reddit credentials and the data root")
     p.set_defaults(fn=cmd_doctor)
     p = sub.add_parser("summary", help="counts of every layer (and of Stash with --stash)")

@@ -14,8 +14,9 @@ from audio_assets.layers import releases as releases_layer
 from audio_assets.layers import rendering, sources
 from audio_assets.platforms import gwasi
 from audio_assets.settings import Settings, load_settings, parse_host_map
+from audio_assets.stash import service as stash_service
 from audio_assets.stash.client import StashClient
-from audio_assets.stash.sync import StashSync, desired_scenes, sync_frame
+from audio_assets.stash.sync import sync_frame
 from audio_assets.warehouse import Warehouse
 
 # backfill_policy is marked beta in Dagster 1.13; it is the documented way to get single-run backfills.
@@ -397,17 +398,11 @@ def rendered_videos(context: dg.AssetExecutionContext, pipeline: PipelineResourc
 )
 def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings, days = pipeline.warehouse(), pipeline.settings(), context.partition_keys
-    rel = _frame_or_empty(wh.read("releases"), releases_layer.RELEASE_SCHEMA)
-    var = _frame_or_empty(wh.read("release_variants"), releases_layer.VARIANT_SCHEMA)
-    perf = _frame_or_empty(wh.read("performers"), releases_layer.PERFORMER_SCHEMA)
-    videos = _frame_or_empty(wh.read("rendered_videos", days), rendering.VIDEO_SCHEMA)
-    wants = desired_scenes(settings, rel, var, videos, perf)
     with pipeline.stash() as client:
-        library_root = settings.stash_library_path or str(settings.videos_dir.resolve())
-        rows = StashSync(client, library_root=library_root).run(wants)
+        plan = stash_service.sync_days(settings, wh, client, days, run_id=context.run_id, dry_run=True)
+        outcome = stash_service.sync_days(settings, wh, client, days, run_id=context.run_id)
         mutations, requests = client.mutations, client.requests
-    df = sync_frame(rows)
-    wh.replace_partitions("stash_scenes", df, partition_column="release_date", partitions=days)
+    df = sync_frame(outcome.rows)
     actions = {str(k): int(v) for k, v in df.group_by("action").len().iter_rows()} if df.height else {}
     return _result(
         df,
@@ -415,6 +410,9 @@ def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) 
         stash_mutations=mutations,
         stash_requests=requests,
         actions=dg.MetadataValue.json(actions),
+        plan=dg.MetadataValue.md(plan.plan_markdown),
+        changes_applied=len(outcome.changes),
+        rollback=dg.MetadataValue.text(f"audio-assets stash rollback {context.run_id}"),
     )
 
 

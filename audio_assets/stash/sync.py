@@ -14,15 +14,18 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from audio_assets.layers.sources import S, frame
+from audio_assets.layers.sources import I, S, frame
 from audio_assets.settings import Settings
 from audio_assets.stash.client import StashClient, StashError
 
 STASH_SCENES_SCHEMA = {
     "release_id": S, "variant_id": S, "release_date": S, "video_path": S, "stash_path": S, "scene_id": S,
     "group_id": S, "performer_ids": S, "tag_ids": S, "studio_id": S, "desired_hash": S, "action": S,
-    "changed_fields": S, "synced_at": S, "status": S, "error": S,
+    "changed_fields": S, "kept_fields": S, "written": S, "synced_at": S, "status": S, "error": S,
 }
+CHANGE_SCHEMA = {"run_id": S, "seq": I, "kind": S, "stash_id": S, "action": S, "field": S, "old": S, "new": S,
+                 "label": S, "at": S}
+SCENE_FIELDS = ("title", "code", "date", "details", "urls", "performer_ids", "tag_ids", "studio_id", "groups")
 KIND_TAGS = {"script_fill": "Script Fill", "oc": "OC", "improv": "Improv", "ramblefap": "Ramblefap"}
 
 
@@ -116,10 +119,30 @@ def _by_name(items: list[dict], alias_key: str | None = None) -> dict[str, dict]
 class StashSync:
     """One sync of a batch of wanted scenes. Counts reads and writes on the client."""
 
-    def __init__(self, client: StashClient, *, scan_timeout_s: float = 600.0, library_root: str | None = None):
+    def __init__(self, client: StashClient, *, scan_timeout_s: float = 600.0, library_root: str | None = None,
+                 dry_run: bool = False, overwrite_user_edits: bool = False, previous: list[dict] | None = None):
         self.client = client
         self.scan_timeout_s = scan_timeout_s
         self.library_root = library_root
+        self.dry_run = dry_run  # plan: read everything, write nothing
+        self.overwrite_user_edits = overwrite_user_edits
+        # what the last sync wrote, per variant: a field whose Stash value differs was edited by hand
+        self.previous = {r["variant_id"]: json.loads(r["written"]) for r in (previous or []) if r.get("written")}
+        self.changes: list[dict] = []  # every write, with its old value (the plan, when dry_run)
+
+    def _log(self, kind: str, stash_id: str | None, action: str, field: str | None = None, old=None, new=None,
+             label: str | None = None) -> None:
+        self.changes.append({"seq": len(self.changes) + 1, "kind": kind, "stash_id": stash_id, "action": action,
+                             "field": field, "old": json.dumps(old), "new": json.dumps(new), "label": label})
+
+    def _create(self, kind: str, operation: str, root: str, payload: dict, label: str) -> dict:
+        if self.dry_run:
+            self._log(kind, None, "create", None, None, payload, label)
+            return {"id": f"new:{kind}:{label}", "name": payload.get("name"), "alias_list": payload.get("alias_list"),
+                    "aliases": [], "urls": payload.get("urls")}
+        found = self.client.execute(operation, {"input": payload})[root]
+        self._log(kind, found["id"], "create", None, None, payload, label)
+        return found
 
     def _load(self) -> None:
         c = self.client
@@ -146,9 +169,9 @@ class StashSync:
                     break
         if found is None:
             aliases = sorted({a for a in p["aliases"] if a.lower() != p["name"].lower()}, key=str.lower)
-            found = self.client.execute("PerformerCreate", {"input": {
+            found = self._create("performer", "PerformerCreate", "performerCreate", {
                 "name": p["name"], "alias_list": aliases, "urls": p["urls"],
-                "details": "Voice performer on r/gonewildaudio (added by audio_assets)"}})["performerCreate"]
+                "details": "Voice performer on r/gonewildaudio (added by audio_assets)"}, p["name"])
             self.performers[found["name"].lower()] = found
             for a in found.get("alias_list") or []:
                 self.performers.setdefault(a.lower(), found)
@@ -157,14 +180,14 @@ class StashSync:
     def _tag_id(self, name: str) -> str:
         found = self.tags.get(name.lower())
         if found is None:
-            found = self.client.execute("TagCreate", {"input": {"name": name}})["tagCreate"]
+            found = self._create("tag", "TagCreate", "tagCreate", {"name": name}, name)
             self.tags[name.lower()] = found
         return found["id"]
 
     def _studio_id(self, name: str) -> str:
         found = self.studios.get(name.lower())
         if found is None:
-            found = self.client.execute("StudioCreate", {"input": {"name": name}})["studioCreate"]
+            found = self._create("studio", "StudioCreate", "studioCreate", {"name": name}, name)
             self.studios[name.lower()] = found
         return found["id"]
 
@@ -174,9 +197,9 @@ class StashSync:
             return found["id"]
         if found is not None and not g["urls"]:
             return found["id"]
-        created = self.client.execute("GroupCreate", {"input": {
+        created = self._create("group", "GroupCreate", "groupCreate", {
             "name": g["name"], "urls": g["urls"], "date": g["date"], "synopsis": g["synopsis"],
-            **({"studio_id": studio_id} if studio_id else {})}})["groupCreate"]
+            **({"studio_id": studio_id} if studio_id and not studio_id.startswith("new:") else {})}, g["name"])
         self.groups[g["name"].lower()] = created
         return created["id"]
 
@@ -187,10 +210,19 @@ class StashSync:
         prefix = self.library_root or _common_prefix([w.stash_path for w in wants])
         scenes = self._scenes_by_path(prefix)
         missing = [w.stash_path for w in wants if w.stash_path not in scenes]
-        if missing:
+        if missing and self.dry_run:
+            for path in sorted(missing):
+                self._log("scene", None, "scan", "path", None, path, path)
+                scenes[path] = {"id": f"new:scene:{path}", "title": None, "code": None, "date": None, "details": None,
+                                "urls": [], "performers": [], "tags": [], "studio": None, "groups": []}
+        elif missing:
+            before = {s["id"] for s in scenes.values()}
             job_id = self.client.execute("MetadataScan", {"input": {"paths": sorted(missing)}})["metadataScan"]
             self.client.wait_for_job(job_id, timeout_s=self.scan_timeout_s)
             scenes = self._scenes_by_path(prefix)
+            for path, scene in sorted(scenes.items()):
+                if scene["id"] not in before and path in missing:
+                    self._log("scene", scene["id"], "scan", "path", None, path, path)
         self._load()
         rows = []
         for w in wants:
@@ -215,12 +247,24 @@ class StashSync:
                            "tag_ids": [t["id"] for t in scene["tags"]], "studio_id": (scene["studio"] or {}).get("id"),
                            "groups": [{"group_id": g["group"]["id"], "scene_index": g["scene_index"]} for g in scene["groups"]]}
                 changed = {k: v for k, v in desired.items() if _norm(k, v) != _norm(k, current.get(k))}
-                if changed:
+                # A field whose Stash value is no longer what we last wrote was edited by hand: keep it.
+                written = self.previous.get(w.variant_id, {})
+                kept = sorted(k for k in changed if k in written and _norm(k, current.get(k)) != _norm(k, written[k]))
+                if not self.overwrite_user_edits:
+                    for k in kept:
+                        changed.pop(k)
+                for k in sorted(changed):
+                    self._log("scene", scene["id"], "update", k, current.get(k), changed[k], w.variant_id)
+                if changed and not self.dry_run:
                     self.client.execute("SceneUpdate", {"input": {"id": scene["id"], **changed}})
+                now_written = {k: (current.get(k) if k in kept and not self.overwrite_user_edits else v)
+                               for k, v in desired.items()}
                 rows.append({**row, "scene_id": scene["id"], "group_id": group_id, "performer_ids": json.dumps(perf_ids),
                              "tag_ids": json.dumps(tag_ids), "studio_id": studio_id,
-                             "action": "updated" if changed else "unchanged", "changed_fields": json.dumps(sorted(changed)),
-                             "status": "ok"})
+                             "action": ("would update" if self.dry_run else "updated") if changed else "unchanged",
+                             "changed_fields": json.dumps(sorted(changed)),
+                             "kept_fields": json.dumps(kept if not self.overwrite_user_edits else []),
+                             "written": json.dumps(now_written, sort_keys=True), "status": "ok"})
             except StashError as exc:
                 rows.append({**row, "scene_id": scene["id"], "action": "failed", "status": "error", "error": str(exc)[:2000]})
         return rows
@@ -245,3 +289,48 @@ def _common_prefix(paths: list[str]) -> str:
 
 def sync_frame(rows: list[dict]) -> pl.DataFrame:
     return frame(rows, STASH_SCENES_SCHEMA)
+
+
+def changes_frame(run_id: str, changes: list[dict]) -> pl.DataFrame:
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    return frame([{**c, "run_id": run_id, "at": at} for c in changes], CHANGE_SCHEMA)
+
+
+def plan_markdown(changes: list[dict], limit: int = 60) -> str:
+    """The plan as a markdown table: what will be created, scanned or changed, field by field."""
+    if not changes:
+        return "_nothing to change: Stash already matches_"
+    lines = ["| # | object | action | field | old | new |", "|---|---|---|---|---|---|"]
+
+    def cell(v: str | None) -> str:
+        text = "" if v in (None, "null") else str(v)
+        return text.replace("|", "\\|").replace("\n", " ")[:60]
+
+    for c in changes[:limit]:
+        obj = f"{c['kind']} {c['label'] or c['stash_id'] or ''}".strip()
+        lines.append(f"| {c['seq']} | {cell(obj)} | {c['action']} | {cell(c['field'])} | {cell(c['old'])} | {cell(c['new'])} |")
+    if len(changes) > limit:
+        lines.append(f"| ... | {len(changes) - limit} more | | | | |")
+    return "\n".join(lines)
+
+
+DESTROY = {"performer": "PerformerDestroy", "tag": "TagDestroy", "studio": "StudioDestroy", "group": "GroupDestroy",
+           "scene": "SceneDestroy"}
+
+
+def rollback(client: StashClient, changes: list[dict]) -> int:
+    """Undo one run's changes, newest first: restore each updated field's old value, remove what
+    the run created (objects, and scenes its scan added). Returns the number of undone changes."""
+    undone = 0
+    for c in sorted(changes, key=lambda c: -c["seq"]):
+        if c["action"] == "update":
+            old = json.loads(c["old"]) if c["old"] else None
+            if c["field"] == "groups":
+                old = [{"group_id": g["group_id"], "scene_index": g["scene_index"]} for g in old or []]
+            client.execute("SceneUpdate", {"input": {"id": c["stash_id"], c["field"]: old}})
+        elif c["action"] in ("create", "scan") and c["stash_id"] and not c["stash_id"].startswith("new:"):
+            client.execute(DESTROY[c["kind"]], {"input": {"id": c["stash_id"]}})
+        else:
+            continue
+        undone += 1
+    return undone
