@@ -115,3 +115,26 @@ def test_an_interrupted_sync_resumes_without_duplicates(built):
     assert len(groups) == len(set(groups))
     tags = [t["name"].lower() for t in w.stash.tags.values()]
     assert len(tags) == len(set(tags))
+
+
+def test_studio_setting():
+    from audio_assets.stash.sync import studio_for
+
+    assert studio_for(["SnakeySmut", "alekirser"], env={}) == "SnakeySmut"
+    assert studio_for(["SnakeySmut"], env={"AUDIO_ASSETS_STASH_STUDIO": "none"}) is None
+    assert studio_for(["SnakeySmut"], env={"AUDIO_ASSETS_STASH_STUDIO": "r/gonewildaudio"}) == "r/gonewildaudio"
+
+
+def test_scenes_carry_the_post_text_and_a_cover(built):
+    w = built
+    settings, wh = load_settings(), Warehouse(w.data_root)
+    with StashClient(w.stash.url) as client:
+        service.sync_days(settings, wh, client, [DAY], run_id="run-1")
+        mutations = w.stash.mutation_count
+        service.sync_days(settings, wh, client, [DAY], run_id="run-2")
+        assert w.stash.mutation_count == mutations  # the cover is sent once, not on every sync
+    scenes = list(w.stash.scenes.values())
+    assert all(s.get("cover_image") or s.get("cover") or s.get("has_cover") for s in scenes), sorted(scenes[0])
+    posts = wh.read("reddit_posts", [DAY])
+    body = next(r["body"] for r in posts.iter_rows(named=True) if r["body"])
+    assert any(body.strip()[:40] in (s.get("details") or "") for s in scenes)

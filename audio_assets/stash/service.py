@@ -56,10 +56,13 @@ def sync_days(settings: Settings, wh: Warehouse, client: StashClient, days: list
     perf = _frame(wh.read("performers"), releases_layer.PERFORMER_SCHEMA)
     videos = _frame(wh.read("rendered_videos", days), rendering.VIDEO_SCHEMA)
     previous = wh.read("stash_scenes", days)
-    wants = desired_scenes(settings, rel, var, videos, perf)
+    posts = wh.read("reddit_posts", days)  # a release's date is its primary post's date
+    bodies = {} if posts is None else {r[0]: r[1] for r in posts.select("post_id", "body").iter_rows() if r[1]}
+    wants = desired_scenes(settings, rel, var, videos, perf, bodies)
     sync = StashSync(client, library_root=settings.stash_library_path or str(settings.videos_dir.resolve()),
                      dry_run=dry_run, overwrite_user_edits=overwrite_user_edits(),
-                     previous=previous.to_dicts() if previous is not None and "written" in previous.columns else None)
+                     previous=previous.to_dicts() if previous is not None and "written" in previous.columns else None,
+                     data_root=settings.data_root)
     rows = sync.run(wants)
     if not dry_run:
         wh.replace_partitions("stash_scenes", sync_frame(rows), partition_column="release_date", partitions=days)

@@ -7,10 +7,13 @@ library re-syncs with zero mutations."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 
@@ -46,14 +49,33 @@ class SceneWant:
     studio: str | None
     group: dict | None  # {name, urls, date, synopsis}
     scene_index: int | None = None
+    cover: str | None = None  # the still image (relative to the data root), sent as the scene's cover
     extra: dict = field(default_factory=dict)
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def studio_for(names: list[str], env: dict | None = None) -> str | None:
+    """The studio setting ``AUDIO_ASSETS_STASH_STUDIO``: ``performer`` (default: the primary
+    performer), ``none``, or a fixed studio name (e.g. ``r/gonewildaudio``)."""
+    choice = ((os.environ if env is None else env).get("AUDIO_ASSETS_STASH_STUDIO") or "performer").strip()
+    if choice.lower() == "performer":
+        return names[0] if names else None
+    if choice.lower() == "none":
+        return None
+    return choice
+
+
+def cover_data_url(path: Path) -> str:
+    mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
 def desired_scenes(settings: Settings, releases: pl.DataFrame, variants: pl.DataFrame, videos: pl.DataFrame,
-                   performers: pl.DataFrame) -> list[SceneWant]:
+                   performers: pl.DataFrame, bodies: dict[str, str] | None = None) -> list[SceneWant]:
+    """One wanted scene per rendered variant. ``bodies`` (post id -> Reddit post text) goes into
+    the scene's details below the credits."""
     rel_by_id = {r["release_id"]: r for r in releases.iter_rows(named=True)}
     var_by_id = {v["variant_id"]: v for v in variants.iter_rows(named=True)}
     perf_by_key = {p["performer_id"]: p for p in performers.iter_rows(named=True)}
@@ -87,6 +109,9 @@ def desired_scenes(settings: Settings, releases: pl.DataFrame, variants: pl.Data
         if v["label"]:
             lines.append(f"Variant: {v['label']}")
         lines.extend(f"Post: {u}" for u in post_urls)
+        body = (bodies or {}).get(r["primary_post_id"] or "")
+        if body:
+            lines += ["", body.strip()[:20_000]]
         urls = []
         for u in post_urls + json.loads(v["source_urls"] or "[]") + script_urls:
             if u not in urls:
@@ -97,7 +122,8 @@ def desired_scenes(settings: Settings, releases: pl.DataFrame, variants: pl.Data
             video_path=video["video_path"], stash_path=settings.stash_path_for(settings.data_root / video["video_path"]),
             title=(r["title"] or r["release_id"]) + (f" [{v['label']}]" if v["label"] else ""), code=v["variant_id"],
             date=r["release_date"], details="\n".join(lines), urls=urls, performers=perf, tags=tags,
-            studio=names[0] if names else None,
+            studio=studio_for(names),
+            cover=(video["image_path"] or None),
             group={"name": r["title"] or r["release_id"], "urls": post_urls[:1], "date": r["release_date"],
                    "synopsis": f"{r['title']} — {len(json.loads(r['post_ids']))} post(s), {r['variant_count']} variants"} if multi else None,
             scene_index=(v["variant_index"] + 1) if multi else None,
@@ -120,11 +146,13 @@ class StashSync:
     """One sync of a batch of wanted scenes. Counts reads and writes on the client."""
 
     def __init__(self, client: StashClient, *, scan_timeout_s: float = 600.0, library_root: str | None = None,
-                 dry_run: bool = False, overwrite_user_edits: bool = False, previous: list[dict] | None = None):
+                 dry_run: bool = False, overwrite_user_edits: bool = False, previous: list[dict] | None = None,
+                 data_root: Path | None = None):
         self.client = client
         self.scan_timeout_s = scan_timeout_s
         self.library_root = library_root
         self.dry_run = dry_run  # plan: read everything, write nothing
+        self.data_root = data_root  # where covers are read from
         self.overwrite_user_edits = overwrite_user_edits
         # what the last sync wrote, per variant: a field whose Stash value differs was edited by hand
         self.previous = {r["variant_id"]: json.loads(r["written"]) for r in (previous or []) if r.get("written")}
@@ -247,6 +275,11 @@ class StashSync:
                            "tag_ids": [t["id"] for t in scene["tags"]], "studio_id": (scene["studio"] or {}).get("id"),
                            "groups": [{"group_id": g["group"]["id"], "scene_index": g["scene_index"]} for g in scene["groups"]]}
                 changed = {k: v for k, v in desired.items() if _norm(k, v) != _norm(k, current.get(k))}
+                written_before = self.previous.get(w.variant_id, {})
+                cover_key = w.cover and hashlib.sha256((self.data_root / w.cover).read_bytes()).hexdigest()[:16] \
+                    if self.data_root and w.cover and (self.data_root / w.cover).exists() else None
+                if cover_key and written_before.get("cover") != cover_key:
+                    changed["cover_image"] = cover_data_url(self.data_root / w.cover)
                 # A field whose Stash value is no longer what we last wrote was edited by hand: keep it.
                 written = self.previous.get(w.variant_id, {})
                 kept = sorted(k for k in changed if k in written and _norm(k, current.get(k)) != _norm(k, written[k]))
@@ -254,11 +287,14 @@ class StashSync:
                     for k in kept:
                         changed.pop(k)
                 for k in sorted(changed):
-                    self._log("scene", scene["id"], "update", k, current.get(k), changed[k], w.variant_id)
+                    new_value = f"<image {cover_key}>" if k == "cover_image" else changed[k]
+                    self._log("scene", scene["id"], "update", k, current.get(k), new_value, w.variant_id)
                 if changed and not self.dry_run:
                     self.client.execute("SceneUpdate", {"input": {"id": scene["id"], **changed}})
                 now_written = {k: (current.get(k) if k in kept and not self.overwrite_user_edits else v)
                                for k, v in desired.items()}
+                if cover_key:
+                    now_written["cover"] = cover_key
                 rows.append({**row, "scene_id": scene["id"], "group_id": group_id, "performer_ids": json.dumps(perf_ids),
                              "tag_ids": json.dumps(tag_ids), "studio_id": studio_id,
                              "action": ("would update" if self.dry_run else "updated") if changed else "unchanged",
