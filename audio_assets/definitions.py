@@ -399,8 +399,8 @@ def rendered_videos(context: dg.AssetExecutionContext, pipeline: PipelineResourc
 def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, settings, days = pipeline.warehouse(), pipeline.settings(), context.partition_keys
     with pipeline.stash() as client:
-        plan = stash_service.sync_days(settings, wh, client, days, run_id=context.run_id, dry_run=True)
-        outcome = stash_service.sync_days(settings, wh, client, days, run_id=context.run_id)
+        plan = stash_service.sync_days(settings, wh, client, days, run_id=context.run.run_id, dry_run=True)
+        outcome = stash_service.sync_days(settings, wh, client, days, run_id=context.run.run_id)
         mutations, requests = client.mutations, client.requests
     df = sync_frame(outcome.rows)
     actions = {str(k): int(v) for k, v in df.group_by("action").len().iter_rows()} if df.height else {}
@@ -412,7 +412,7 @@ def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) 
         actions=dg.MetadataValue.json(actions),
         plan=dg.MetadataValue.md(plan.plan_markdown),
         changes_applied=len(outcome.changes),
-        rollback=dg.MetadataValue.text(f"audio-assets stash rollback {context.run_id}"),
+        rollback=dg.MetadataValue.text(f"audio-assets stash rollback {context.run.run_id}"),
     )
 
 
