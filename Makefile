@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test ui bench lint format clean
+.PHONY: venv demo test ui bench soak lint format clean
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+soak: $(STAMP)
+	$(PY) -m audio_assets.soak --rate 0.2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check audio_assets audio_assets_tests

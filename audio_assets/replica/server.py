@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import copy
 import hashlib
 import hmac
@@ -85,6 +86,7 @@ class RequestRecord(NamedTuple):
     headers: dict
     status: int  # 0 when the connection was reset without an answer
     bytes_sent: int  # body bytes written
+    at: float = 0.0  # time.monotonic() when the request arrived
 
 
 @dataclass
@@ -198,6 +200,7 @@ class ReplicaServer:
         self._answering = 0  # requests being answered right now (logged once answered)
         self._idle = threading.Condition(self._lock)
         self._faults: list[Fault] = []
+        self.faults_injected: collections.Counter = collections.Counter()  # by kind, for tests and the soak
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._media: dict[tuple[str, str], Path] = {}
@@ -390,6 +393,13 @@ class ReplicaServer:
             self._faults.clear()
 
     def _take_fault(self, host: str, path: str) -> Fault | None:
+        fault = self._pick_fault(host, path)
+        if fault is not None:
+            with self._lock:
+                self.faults_injected[f"{fault.kind}:{fault.status}" if fault.kind == "status" else fault.kind] += 1
+        return fault
+
+    def _pick_fault(self, host: str, path: str) -> Fault | None:
         with self._lock:
             for f in self._faults:
                 if not f.matches(host, path):
@@ -1328,6 +1338,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "replica"
     # headers and body go out as two writes: without TCP_NODELAY each answer waits ~40 ms for a delayed ACK
     disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the client went away (or a reset fault ended it): nothing to answer
     sys_version = ""
     replica: ReplicaServer  # set on the subclass made by ReplicaServer.start
 
@@ -1384,6 +1400,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         replica = self.replica
+        arrived = time.monotonic()
         try:
             req = self._parse(method)
         except Exception:
@@ -1401,7 +1418,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            replica._log(RequestRecord(method, req.host, req.raw_path, record_headers, 0, 0))
+            replica._log(RequestRecord(method, req.host, req.raw_path, record_headers, 0, 0, arrived))
             return
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.retry_after or 1.0)
@@ -1423,9 +1440,10 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as exc:  # a bug in the replica must still answer
                 resp = Response(500, f"replica error: {exc!r}\n".encode())
         truncate = fault is not None and fault.kind == "truncate"
-        self._send(method, req, resp, truncate, record_headers)
+        self._send(method, req, resp, truncate, record_headers, arrived)
 
-    def _send(self, method: str, req: Request, resp: Response, truncate: bool, record_headers: dict) -> None:
+    def _send(self, method: str, req: Request, resp: Response, truncate: bool, record_headers: dict,
+              arrived: float = 0.0) -> None:
         body = resp.body
         sent = 0
         try:
@@ -1449,7 +1467,7 @@ class _Handler(BaseHTTPRequestHandler):
                     sent = len(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        self.replica._log(RequestRecord(method, req.host, req.raw_path, record_headers, resp.status, sent))
+        self.replica._log(RequestRecord(method, req.host, req.raw_path, record_headers, resp.status, sent, arrived))
 
 
 def _fmt_retry(v: float) -> str:
