@@ -80,7 +80,7 @@ def soak(data_root: Path, first: str | None = None, last: str | None = None, rat
         finally:
             for k, v in old.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    from audio_assets_tests.ground_truth import release_mismatches
+    from audio_assets.replica.ground_truth import release_mismatches
 
     days = {d for d in corpus.days if first <= d <= last}
     mismatches = release_mismatches(data_root / "warehouse.duckdb", corpus, days)

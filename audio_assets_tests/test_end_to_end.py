@@ -10,8 +10,8 @@ import pytest
 
 from audio_assets.definitions import PipelineResource, defs
 from audio_assets.ffmpeg_tools import probe
+from audio_assets.replica.ground_truth import release_mismatches
 from audio_assets.runner import run_pipeline
-from audio_assets_tests.ground_truth import release_mismatches
 
 DAYS = ["2025-07-31", "2025-08-01", "2025-08-02"]
 TABLES = ["gwasi_index", "reddit_posts", "post_analysis", "audio_files", "scripts", "artwork", "releases",
