@@ -138,3 +138,31 @@ def test_scenes_carry_the_post_text_and_a_cover(built):
     posts = wh.read("reddit_posts", [DAY])
     body = next(r["body"] for r in posts.iter_rows(named=True) if r["body"])
     assert any(body.strip()[:40] in (s.get("details") or "") for s in scenes)
+
+
+def test_scan_jobs_failed_gone_or_stuck(tmp_path):
+    """The client waits on its own job: FAILED raises with Stash's reason, a job gone from the
+    10-job graveyard counts as done, a job that never ends times out with advice."""
+    from audio_assets.ffmpeg_tools import run_ffmpeg
+    from audio_assets.replica.stash_emulator import StashEmulator
+    from audio_assets.stash.client import StashError
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    run_ffmpeg(["-y", "-f", "lavfi", "-i", "color=c=blue:s=64x64:d=1", "-f", "lavfi", "-i", "sine=d=1",
+                "-c:v", "libx264", "-c:a", "aac", "-shortest", str(lib / "a.mp4")])
+    with StashEmulator(lib) as stash, StashClient(stash.url) as client:
+        stash.scan_mode = "fail"
+        job = client.execute("MetadataScan", {"input": {"paths": [str(lib)]}})["metadataScan"]
+        with pytest.raises(StashError, match="failed"):
+            client.wait_for_job(job, timeout_s=10)
+        stash.scan_mode = "normal"
+        first = client.execute("MetadataScan", {"input": {"paths": [str(lib)]}})["metadataScan"]
+        client.wait_for_job(first, timeout_s=10)
+        for _ in range(11):
+            client.wait_for_job(client.execute("MetadataScan", {"input": {"paths": [str(lib)]}})["metadataScan"], timeout_s=10)
+        assert client.wait_for_job(first, timeout_s=1) is None  # left the graveyard: the caller re-reads scenes
+        stash.scan_mode = "hang"
+        stuck = client.execute("MetadataScan", {"input": {"paths": [str(lib)]}})["metadataScan"]
+        with pytest.raises(StashError, match="did not finish"):
+            client.wait_for_job(stuck, timeout_s=0.5)
