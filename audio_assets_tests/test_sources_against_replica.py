@@ -163,3 +163,16 @@ def test_scriptbin_gate_short_link_and_full_text(env, corpus):
     assert script.author == "TheWritingJedi" and script.title == spec["title"]
     profile = scriptbin.fetch_profile(client, "TheWritingJedi")
     assert scriptbin.match_title(profile, spec["title"]) == script.url
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b\\c", "nul\x00byte", "x" * 500, "\u202eevil\u202c.mp4",
+                                  "emoji \U0001F49C name", "..", "", "CON", " . "])
+def test_outside_names_never_become_unsafe_paths(tmp_path, name):
+    from audio_assets.downloads import DownloadError, safe_name, within
+
+    safe = safe_name(name)
+    assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe and safe not in (".", "..")
+    assert len(safe) <= 80 and all(c.isascii() and (c.isalnum() or c in "._-") for c in safe)
+    assert within(tmp_path, tmp_path / safe / "f.m4a")
+    with pytest.raises(DownloadError, match="outside the data root"):
+        within(tmp_path, tmp_path / ".." / "escape.m4a")
