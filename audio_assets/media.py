@@ -131,13 +131,14 @@ def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Pa
     if out.exists():
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
+    # not a video extension: a library scan (Stash) must never pick up a half-written file
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     run_ffmpeg([
         "-y", "-loop", "1", "-framerate", str(STILL_FPS), "-i", str(image), "-t", str(STILL_SEGMENT_S),
         "-vf", f"scale={size}:{size}:force_original_aspect_ratio=decrease,pad={size}:{size}:(ow-iw)/2:(oh-ih)/2,format=yuv420p",
         "-c:v", "libx264", "-tune", "stillimage", "-preset", "veryfast", "-crf", "23",
         "-bf", "0", "-g", str(STILL_FPS * STILL_SEGMENT_S), "-keyint_min", str(STILL_FPS * STILL_SEGMENT_S), "-sc_threshold", "0",
-        "-r", str(STILL_FPS), "-an", "-movflags", "+faststart", str(tmp),
+        "-r", str(STILL_FPS), "-an", "-movflags", "+faststart", "-f", "mp4", str(tmp),
     ])
     os.replace(tmp, out)
     return out
@@ -165,7 +166,8 @@ def render(audio: Path, image: Path, out: Path, *, cache_dir: Path, metadata: di
     segment = still_segment(image, cache_dir, size=size)
     copy_audio = info.audio_codec in MP4_COPYABLE_AUDIO
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.mp4")
+    # not a video extension: a library scan (Stash) must never pick up a half-written file
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     meta_args: list[str] = []
     for key, value in (metadata or {}).items():
         if value:
@@ -175,7 +177,7 @@ def render(audio: Path, image: Path, out: Path, *, cache_dir: Path, metadata: di
         "-y", "-stream_loop", "-1", "-i", str(segment), "-i", str(audio),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *audio_args,
         "-t", f"{info.duration_s:.3f}", "-map_metadata", "-1", *meta_args,
-        "-movflags", "+faststart", str(tmp),
+        "-movflags", "+faststart", "-f", "mp4", str(tmp),
     ])
     result = probe(tmp)
     if not result.has_real_video or result.duration_s is None or abs(result.duration_s - info.duration_s) > 0.5:
