@@ -166,3 +166,32 @@ def test_scan_jobs_failed_gone_or_stuck(tmp_path):
         stuck = client.execute("MetadataScan", {"input": {"paths": [str(lib)]}})["metadataScan"]
         with pytest.raises(StashError, match="did not finish"):
             client.wait_for_job(stuck, timeout_s=0.5)
+
+
+def test_stash_errors_mark_rows_and_retries_cover_blips(built):
+    """A 500 on a read is retried; a GraphQL error on one scene's write marks that scene's row
+    with Stash's message and the rest of the day still syncs; the next sync finishes it."""
+    from audio_assets.stash.client import StashError
+
+    w = built
+    settings, wh = load_settings(), Warehouse(w.data_root)
+    with StashClient(w.stash.url) as client:
+        w.stash.fail_next_requests(status=500, count=2)
+        assert service.sync_days(settings, wh, client, [DAY], run_id="plan", dry_run=True).changes
+        real, failed_once = client.execute, {"done": False}
+
+        def flaky(operation, variables=None):
+            if operation == "SceneUpdate" and not failed_once["done"]:
+                failed_once["done"] = True
+                raise StashError(operation, "database is locked")
+            return real(operation, variables)
+
+        client.execute = flaky
+        rows = service.sync_days(settings, wh, client, [DAY], run_id="run-1").rows
+        failed = [r for r in rows if r["status"] == "error"]
+        assert len(failed) == 1 and "database is locked" in failed[0]["error"]
+        assert sum(r["status"] == "ok" for r in rows) == len(rows) - 1
+        client.execute = real
+        again = service.sync_days(settings, wh, client, [DAY], run_id="run-2").rows
+        assert all(r["status"] == "ok" for r in again)
+        assert service.sync_days(settings, wh, client, [DAY], run_id="check", dry_run=True).changes == []
