@@ -176,3 +176,13 @@ def test_outside_names_never_become_unsafe_paths(tmp_path, name):
     assert within(tmp_path, tmp_path / safe / "f.m4a")
     with pytest.raises(DownloadError, match="outside the data root"):
         within(tmp_path, tmp_path / ".." / "escape.m4a")
+
+
+def test_soundgasm_profile_lists_uploads_with_canonical_casing(env, corpus):
+    from audio_assets.platforms import soundgasm
+
+    _, client, _ = env
+    items = soundgasm.fetch_profile(client, "lurkydip")
+    urls = {i["url"] for i in items}
+    assert "https://soundgasm.net/u/LurkyDip/Shy-Ghost-Girl-Possesses-You-To-Feel-Pleasure-Again" in urls
+    assert all(i["title"] and i["play_count"] is not None for i in items)

@@ -83,3 +83,10 @@ def resolve(client: PoliteClient, page_url: str) -> SoundgasmAudio:
     return parse_audio_page(client.get(canon[0]).text, canon[0])
 
 
+
+
+def fetch_profile(client: PoliteClient, user: str) -> list[dict]:
+    """A performer's uploads from ``/u/USER`` (routing ignores case; links carry the canonical casing)."""
+    if not re.fullmatch(r"[0-9a-zA-Z_-]+", user or ""):
+        raise ParseError(f"not a soundgasm user name: {user!r}")
+    return parse_profile(client.get(f"https://soundgasm.net/u/{user}").text)
