@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -107,28 +108,38 @@ class Warehouse:
             finally:
                 source_con.execute("DETACH wh")
         root = self.parquet_root / table
+        # The mirror reads the view a month at a time (memory stays flat) and writes the day files
+        # on two threads while the next month is read.
         months = sorted({d[:7] for d in days})
-        for month in months:
-            batch = source_con.execute(
-                f"SELECT * FROM {view} WHERE \"{partition_column}\" >= ? AND \"{partition_column}\" < ? ORDER BY \"{partition_column}\"",
-                [month, month + "~"]).arrow()
-            if hasattr(batch, "read_all"):
-                batch = batch.read_all()
-            col = batch.column(partition_column).to_pylist()
-            present: set[str] = set()
-            start = 0
-            for i in range(1, len(col) + 1):
-                if i == len(col) or col[i] != col[start]:
-                    day = col[start]
-                    target = root / f"day={day}" / "part.parquet"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(f".part.{os.getpid()}.tmp")
-                    pq.write_table(batch.slice(start, i - start), tmp)
-                    os.replace(tmp, target)
-                    present.add(day)
-                    start = i
-            for day in [d for d in days if d.startswith(month) and d not in present]:
-                (root / f"day={day}" / "part.parquet").unlink(missing_ok=True)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def write_day(day: str, table_slice) -> None:
+            target = root / f"day={day}" / "part.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".part.{os.getpid()}.{threading.get_ident()}.tmp")
+            pq.write_table(table_slice, tmp)
+            os.replace(tmp, target)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = []
+            for month in months:
+                batch = source_con.execute(
+                    f'SELECT * FROM {view} WHERE "{partition_column}" >= ? AND "{partition_column}" < ? '
+                    f'ORDER BY "{partition_column}"', [month, month + "~"]).arrow()
+                if hasattr(batch, "read_all"):
+                    batch = batch.read_all()
+                col = batch.column(partition_column).to_pylist()
+                present: set[str] = set()
+                start = 0
+                for i in range(1, len(col) + 1):
+                    if i == len(col) or col[i] != col[start]:
+                        futures.append(pool.submit(write_day, col[start], batch.slice(start, i - start)))
+                        present.add(col[start])
+                        start = i
+                for day in [d for d in days if d.startswith(month) and d not in present]:
+                    (root / f"day={day}" / "part.parquet").unlink(missing_ok=True)
+            for f in futures:
+                f.result()
         return rows
 
     @staticmethod
