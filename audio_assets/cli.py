@@ -21,6 +21,7 @@ def local_world(data_root: Path, *, stash_port: int = 0, replica_port: int = 0):
     from audio_assets.replica.corpus import build_corpus
     from audio_assets.replica.server import ReplicaServer
     from audio_assets.replica.stash_emulator import StashEmulator
+    from audio_assets.settings import environment
 
     corpus = build_corpus()
     media_dir = data_root / "cache" / "replica_media"
@@ -39,16 +40,8 @@ def local_world(data_root: Path, *, stash_port: int = 0, replica_port: int = 0):
             # the sample creators on Patreon (no session: their paid posts show as locked)
             "AUDIO_ASSETS_PATREON_CREATORS": ",".join(sorted({r["creator"]["vanity"] for r in corpus.patreon.values()})),
         }
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with environment(env):
             yield corpus, replica, stash, env
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def summary(data_root: Path, stash_url: str | None = None) -> dict:

@@ -691,4 +691,4 @@ def build_definitions(pipeline: PipelineResource | None = None) -> dg.Definition
 
 defs = build_definitions()
 
-__all__ = ["defs", "build_definitions", "PipelineResource", "daily_partitions", "json"]
+__all__ = ["defs", "build_definitions", "PipelineResource", "daily_partitions"]

@@ -206,7 +206,6 @@ class PoliteClient:
             try:
                 if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                     location = urljoin(current, response.headers["location"])
-                    # A redirect to the replica's own address means a relative path of the real host.
                     response.close()
                     current = location
                     if response.status_code == 303:

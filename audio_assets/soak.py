@@ -58,6 +58,7 @@ def soak(data_root: Path, first: str | None = None, last: str | None = None, rat
     from audio_assets.replica.server import ReplicaServer
     from audio_assets.replica.stash_emulator import StashEmulator
     from audio_assets.runner import run_pipeline
+    from audio_assets.settings import environment
 
     corpus = build_corpus()
     first, last = first or corpus.days[0], last or corpus.days[-1]
@@ -67,9 +68,7 @@ def soak(data_root: Path, first: str | None = None, last: str | None = None, rat
     with ReplicaServer(corpus, media) as replica, StashEmulator(data_root / "videos") as stash:
         env = {"AUDIO_ASSETS_DATA": str(data_root), "AUDIO_ASSETS_HOST_MAP": replica.host_map_env(),
                "STASH_URL": stash.url, "AUDIO_ASSETS_RATE_PER_HOST": str(rate_per_host)}
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with environment(env):
             inject(replica, rate)
             with dg.DagsterInstance.ephemeral() as instance:
                 first_run = run_pipeline(first, last, pipeline=PipelineResource(), instance=instance, log_level="ERROR")
@@ -78,9 +77,6 @@ def soak(data_root: Path, first: str | None = None, last: str | None = None, rat
             requests = list(replica.requests)
             faults = dict(replica.faults_injected)
             second_mutations = stash.mutation_count - mutations
-        finally:
-            for k, v in old.items():
-                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     from audio_assets.replica.ground_truth import release_mismatches
 
     days = {d for d in corpus.days if first <= d <= last}

@@ -35,7 +35,7 @@ class Warehouse:
 
     # -- DuckDB ---------------------------------------------------------------------------
     @contextmanager
-    def connect(self, *, write: bool = True):
+    def connect(self):
         """A DuckDB connection held under the inter-process lock (readers too: DuckDB
         refuses a read-only open while another process holds the file for writing)."""
         self.data_root.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ class Warehouse:
         return sorted(p.parent.name.removeprefix("day=") for p in root.glob("day=*/part.parquet"))
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with self.connect(write=False) as con:
+        with self.connect() as con:
             return con.execute(sql, params or []).fetchall()
 
     def drop_all(self) -> None:

@@ -117,23 +117,11 @@ def temp_dir(label: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@contextmanager
-def env(**values: str | None) -> Iterator[None]:
+def env(**values: str | None):
     """Set (or with None, unset) environment variables; restore them afterwards."""
-    old = {k: os.environ.get(k) for k in values}
-    for k, v in values.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    from audio_assets.settings import environment
+
+    return environment(values)
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+from audio_assets.replica.corpus import base36
+
 AUTHORS = [
     f"Voice{n}_{random.Random(n).choice(['ASMR', 'VA', 'Audio', 'Whispers', 'Dan', 'Rose'])}"
     for n in range(4000)
@@ -37,15 +39,6 @@ WORDS = (
 FLAIRS = ["Script Fill", "OC", "Script Offer", "", "Ramblefap", "Verification"]
 
 
-def to36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while n:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-    return out or "0"
-
-
 def entry(i: int, rnd: random.Random, start: int, span: int) -> list:
     title = (
         " ".join(rnd.sample(TAGS, rnd.randint(2, 5)))
@@ -54,7 +47,7 @@ def entry(i: int, rnd: random.Random, start: int, span: int) -> list:
     )
     length = round(rnd.uniform(30, 600)) if rnd.random() < 0.85 else -round(rnd.uniform(3, 40), 1)
     e = [
-        to36(1_000_000_000 + i * 7),
+        base36(1_000_000_000 + i * 7),
         "gonewildaudio",
         rnd.choice(AUTHORS),
         rnd.choice(FLAIRS),

@@ -353,7 +353,8 @@ def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
-def _b36(n: int) -> str:
+def base36(n: int) -> str:
+    """A Reddit-style base-36 id."""
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while n:
@@ -577,9 +578,9 @@ class _Builder:
 
     def reddit_id(self, ts: float) -> str:
         n = int(int(ID_MILK, 36) + (ts - T_MILK) * REDDIT_RATE) + self.rng.randint(-400, 400)
-        while _b36(n) in self.used_ids:
+        while base36(n) in self.used_ids:
             n += 1
-        pid = _b36(n)
+        pid = base36(n)
         self.used_ids.add(pid)
         return pid
 
@@ -1087,7 +1088,7 @@ class _Builder:
             "subreddit_id": SUBREDDIT_ID,
             "subreddit_name_prefixed": f"r/{SUBREDDIT}",
             "author": author,
-            "author_fullname": "t2_" + _b36(int(hashlib.sha1(author.encode()).hexdigest()[:10], 16))[:8],
+            "author_fullname": "t2_" + base36(int(hashlib.sha1(author.encode()).hexdigest()[:10], 16))[:8],
             "title": title,
             "selftext": selftext,
             "selftext_html": markdown_to_html(selftext) if selftext else None,

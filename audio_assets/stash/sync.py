@@ -275,13 +275,12 @@ class StashSync:
                            "tag_ids": [t["id"] for t in scene["tags"]], "studio_id": (scene["studio"] or {}).get("id"),
                            "groups": [{"group_id": g["group"]["id"], "scene_index": g["scene_index"]} for g in scene["groups"]]}
                 changed = {k: v for k, v in desired.items() if _norm(k, v) != _norm(k, current.get(k))}
-                written_before = self.previous.get(w.variant_id, {})
+                written = self.previous.get(w.variant_id, {})  # what the last sync wrote
                 cover_key = w.cover and hashlib.sha256((self.data_root / w.cover).read_bytes()).hexdigest()[:16] \
                     if self.data_root and w.cover and (self.data_root / w.cover).exists() else None
-                if cover_key and written_before.get("cover") != cover_key:
+                if cover_key and written.get("cover") != cover_key:
                     changed["cover_image"] = cover_data_url(self.data_root / w.cover)
                 # A field whose Stash value is no longer what we last wrote was edited by hand: keep it.
-                written = self.previous.get(w.variant_id, {})
                 kept = sorted(k for k in changed if k in written and _norm(k, current.get(k)) != _norm(k, written[k]))
                 if not self.overwrite_user_edits:
                     for k in kept:
