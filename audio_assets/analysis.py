@@ -144,10 +144,11 @@ def unescape_markdown(text: str) -> str:
 # -- title ------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8192)
 def _title_tags(title: str) -> tuple[tuple[str, ...], str]:
-    if "[" not in title and "{" not in title:
-        return (), " ".join(title.split()).strip(_TITLE_STRIP)
+    if "{" not in title:
+        if "[" not in title:
+            return (), " ".join(title.split()).strip(_TITLE_STRIP)
+        return _bracket_tags(title)
     parts = TAG_RE.split(title)  # text, tag [...], tag {...}, text, ...
     tags = []
     for i in range(1, len(parts), 3):
@@ -155,6 +156,28 @@ def _title_tags(title: str) -> tuple[tuple[str, ...], str]:
         if tag:
             tags.append(tag)
     return tuple(tags), " ".join(" ".join(parts[::3]).split()).strip(_TITLE_STRIP)
+
+
+def _bracket_tags(title: str) -> tuple[tuple[str, ...], str]:
+    """_title_tags of a title with no "{": TAG_RE's [...] tags found with str.split and str.find
+    (a "[" opens a tag when a "]" follows within 80 characters, with no bracket between)."""
+    pieces = title.split("[")
+    cur = pieces[0]
+    segments = []
+    tags = []
+    for k in range(1, len(pieces)):
+        piece = pieces[k]
+        j = piece.find("]")
+        if 0 < j <= 80:
+            tag = piece[:j].strip()
+            if tag:
+                tags.append(tag)
+            segments.append(cur)
+            cur = piece[j + 1 :]
+        else:
+            cur = cur + "[" + piece
+    segments.append(cur)
+    return tuple(tags), " ".join(" ".join(segments).split()).strip(_TITLE_STRIP)
 
 
 def title_tags(title: str) -> tuple[list[str], str]:
@@ -895,6 +918,7 @@ _NAMED_CREDIT_RES = tuple(
         ("music", "music"),
     )
 )
+_NAMED_LITS = tuple(lit for lit, _rx in _NAMED_CREDIT_RES)
 _NAME_CAPS_RE = re.compile(r"[A-Z0-9][\w.'\u2019-]*(?:[ \t]+[A-Z0-9][\w.'\u2019-]*){0,2}")
 _HANDLE_RE = re.compile(r"[A-Za-z][a-z]+[A-Z]|[0-9_]")  # "EchoForge", "doodle_moth", "vox99"
 _NAME_WORD_RE = re.compile(r"[A-Za-z0-9_-]{2,40}")
@@ -937,10 +961,15 @@ def _add_credit(credits: list[dict], seen: set[tuple[str, str]], role: str, name
         credits.append({"role": role, "name": name})
 
 
-def _named_credits(text: str, credits: list[dict], seen: set) -> None:
+def _named_credits(text: str, low: str, credits: list[dict], seen: set) -> None:
     """Credits to names written without u/ ("Sound design by RainOnTin Studio", "Music: Kevin MacLeod").
     Such a credit never spans lines, so lines are read (and memoised: boilerplate repeats) one by one;
     in a long body only short lines are read (credit lines are short, a story's paragraphs are not)."""
+    for lit in _NAMED_LITS:  # a line can only hold a credit where one of its keywords is
+        if lit in low:
+            break
+    else:
+        return
     long = len(text) >= _LONG
     for line in text.split("\n"):
         if len(line) < 6 or (long and len(line) > 200):
@@ -1098,9 +1127,9 @@ def analyse_post(
                 _add_credit(credits, seen_credits, role, name)
     if kind != "script_offer":  # an offer's body is often the script: "SFX: door creaks" is no credit
         if plain:
-            _named_credits(plain, credits, seen_credits)
+            _named_credits(plain, plain_low, credits, seen_credits)
         if extra_text:
-            _named_credits(extra_text, credits, seen_credits)
+            _named_credits(extra_text, extra_text.lower(), credits, seen_credits)
 
     private_fill = bool(
         (("rivat" in plain_low or "xclusiv" in plain_low) and _PRIVATE_RE.search(plain_low))
