@@ -200,6 +200,10 @@ class ReplicaServer:
         self._answering = 0  # requests being answered right now (logged once answered)
         self._idle = threading.Condition(self._lock)
         self._faults: list[Fault] = []
+        # Opt-in extras for tests (none by default, so the corpus's answers are unchanged):
+        # pages and files served at exact paths, and a GWASI base that is replaced mid-walk.
+        self._routes: dict[tuple[str, str], Response | Callable[[Request], Response]] = {}
+        self._base_vanishes: tuple[int, str] | None = None
         self.faults_injected: collections.Counter = collections.Counter()  # by kind, for tests and the soak
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -232,6 +236,7 @@ class ReplicaServer:
         shuffled = list(base_entries)
         random.Random(f"{c.seed}:gwasi-shards:{c.gwasi_base_version}").shuffle(shuffled)
         n = GWASI_SHARDS
+        self.gwasi_version = c.gwasi_base_version
         self.gwasi_shards = [{"entries": shuffled[i::n], "off": []} for i in range(n)]
         self.gwasi_base = {"entries": sorted(base_entries, key=lambda e: (e[5], e[0])), "fills": base_fills}
         self.gwasi_delta = {
@@ -372,7 +377,12 @@ class ReplicaServer:
         rate: float | None = None,
         seed: int = 0,
     ) -> None:
-        if kind not in ("status", "reset", "truncate", "delay", "expire"):
+        """Fail matching requests: ``status`` (answer ``status``, with Retry-After when given),
+        ``reset`` (drop the connection), ``truncate`` (half the body, then close), ``delay`` (wait
+        ``retry_after`` seconds before answering: past a client's timeout, a timeout), ``stall``
+        (half the body, then ``retry_after`` seconds of silence: a read timeout mid-body) or
+        ``expire`` (a signed URL's 403). ``count`` requests, or a share ``rate`` of them."""
+        if kind not in ("status", "reset", "truncate", "delay", "stall", "expire"):
             raise ValueError(f"unknown fault kind {kind!r}")
         with self._lock:
             self._faults.append(
@@ -462,6 +472,35 @@ class ReplicaServer:
         self.add_gwasi_entry(entry)
         return entry
 
+    def set_route(self, url: str, answer: Response | Callable[[Request], Response]) -> None:
+        """Answer ``url`` (a real https URL; its query is ignored) with ``answer`` instead of the
+        corpus: a Response, or a callable taking the Request. For hostile pages and files in tests."""
+        parts = urlsplit(url)
+        with self._lock:
+            self._routes[((parts.hostname or "").lower(), parts.path or "/")] = answer
+
+    def serve_bytes(self, url: str, data: bytes, content_type: str = "audio/mp4") -> None:
+        """Serve ``data`` at ``url`` like a media file (ETag, Range requests)."""
+        self.set_route(url, lambda req: self._serve_data(req, data, content_type))
+
+    def vanish_base_after(self, shard: int, new_version: str) -> None:
+        """Once shard ``shard`` of the current GWASI base has been served, the base is replaced
+        by ``new_version`` (the same entries, reshuffled): the old version's shards answer 404
+        and delta.json names the new one, as when GWASI regenerates its base during a walk."""
+        if not new_version.isalnum():
+            raise ValueError(f"base version {new_version!r} must be alphanumeric")
+        with self._lock:
+            self._base_vanishes = (shard, new_version)
+
+    def _rotate_base(self, new_version: str) -> None:
+        entries = [e for shard in self.gwasi_shards for e in shard["entries"]]
+        random.Random(f"{self.corpus.seed}:gwasi-shards:{new_version}").shuffle(entries)
+        n = len(self.gwasi_shards)
+        self.gwasi_shards = [{"entries": entries[i::n], "off": []} for i in range(n)]
+        self.gwasi_version = new_version
+        self.gwasi_delta["base"] = new_version
+        self._base_vanishes = None
+
     # -- media ------------------------------------------------------------------------------
     def _file_bytes(self, path: Path) -> bytes:
         with self._lock:
@@ -476,7 +515,9 @@ class ReplicaServer:
         path = self._media.get((kind, key))
         if path is None or not path.is_file():
             return _not_found_html()
-        data = self._file_bytes(path)
+        return self._serve_data(req, self._file_bytes(path), CONTENT_TYPES[ext])
+
+    def _serve_data(self, req: Request, data: bytes, ctype: str) -> Response:
         size = len(data)
         etag = '"' + hashlib.md5(data).hexdigest() + '"'
         base_headers = [
@@ -486,7 +527,6 @@ class ReplicaServer:
             ("Cache-Control", "public, max-age=31536000"),
         ]
         rng_header = req.headers.get("range")
-        ctype = CONTENT_TYPES[ext]
         if rng_header:
             if_range = req.headers.get("if-range")
             if not if_range or if_range == etag:
@@ -516,6 +556,10 @@ class ReplicaServer:
 
     # -- dispatch ----------------------------------------------------------------------------
     def dispatch(self, req: Request) -> Response:
+        with self._lock:
+            route = self._routes.get((req.host, req.path))
+        if route is not None:
+            return route(req) if callable(route) else route
         site: Callable[[Request], Response] | None = {
             "gwasi.com": self._gwasi,
             "www.gwasi.com": self._gwasi,
@@ -548,9 +592,9 @@ class ReplicaServer:
     def _gwasi(self, req: Request) -> Response:
         if req.method not in ("GET", "HEAD"):
             return Response(405, b"method not allowed\n")
-        version = self.corpus.gwasi_base_version
         headers = [("Access-Control-Allow-Origin", "*")]
         with self._lock:
+            version = self.gwasi_version
             if req.path == "/delta.json":
                 return _json(copy.deepcopy(self.gwasi_delta), headers=headers)
             if req.path == f"/base_{version}.json":
@@ -559,7 +603,10 @@ class ReplicaServer:
             if m:
                 n = int(m.group(1))
                 if 1 <= n <= len(self.gwasi_shards):
-                    return _json(self.gwasi_shards[n - 1], headers=headers)
+                    answer = _json(self.gwasi_shards[n - 1], headers=headers)
+                    if self._base_vanishes is not None and n == self._base_vanishes[0]:
+                        self._rotate_base(self._base_vanishes[1])
+                    return answer
         return _not_found_html()
 
     # -- Reddit -------------------------------------------------------------------------------------
@@ -1440,10 +1487,11 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as exc:  # a bug in the replica must still answer
                 resp = Response(500, f"replica error: {exc!r}\n".encode())
         truncate = fault is not None and fault.kind == "truncate"
-        self._send(method, req, resp, truncate, record_headers, arrived)
+        stall = (fault.retry_after or 1.0) if fault is not None and fault.kind == "stall" else None
+        self._send(method, req, resp, truncate, record_headers, arrived, stall)
 
     def _send(self, method: str, req: Request, resp: Response, truncate: bool, record_headers: dict,
-              arrived: float = 0.0) -> None:
+              arrived: float = 0.0, stall: float | None = None) -> None:
         body = resp.body
         sent = 0
         try:
@@ -1456,7 +1504,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Connection", "close")
             self.end_headers()
             if method != "HEAD":
-                if truncate:
+                if stall is not None:  # half the body, then silence (a read timeout), then a cut
+                    chunk = body[: len(body) // 2]
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    sent = len(chunk)
+                    time.sleep(stall)
+                    self.close_connection = True
+                elif truncate:
                     chunk = body[: len(body) // 2]
                     self.wfile.write(chunk)
                     sent = len(chunk)
