@@ -121,18 +121,25 @@ def _frame_or_empty(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:
 def gwasi_index(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     settings, days = pipeline.settings(), context.partition_keys
     with pipeline.http() as client:
-        snapshot, delta, base_fills = gwasi_import.prepare_snapshot(
+        snapshot, delta, base_fills, notes = sources.prepare_gwasi(
             client, settings.gwasi_dir, settings.gwasi_base_url
         )
         requests = client.total_requests()
+    for note in notes:
+        context.log.warning(note)
     df = sources.build_gwasi_index(snapshot, delta, days, base_fills)
-    pipeline.warehouse().replace_partitions("gwasi_index", df, partition_column="post_date", partitions=days)
+    wh = pipeline.warehouse()
+    wh.replace_partitions("gwasi_index", df, partition_column="post_date", partitions=days)
+    rejects = sources.build_gwasi_rejects(snapshot, delta)
+    wh.replace_table("gwasi_rejects", rejects)
     return _result(
         df,
         ["post_date", "post_id", "author", "flair", "title", "duration_s", "script_words"],
         base_version=str(delta.get("base")),
         days=len(days),
         http_requests=requests,
+        rejected_entries=rejects.height,
+        base_restarts=dg.MetadataValue.json(notes),
     )
 
 
@@ -432,8 +439,11 @@ def gwasi_no_duplicate_post_ids(pipeline: PipelineResource) -> dg.AssetCheckResu
         .height
     )
     invalid = 0 if df is None else df.filter(pl.col("status") != "ok").height
+    rejects = pipeline.warehouse().read("gwasi_rejects")
     return dg.AssetCheckResult(
-        passed=dups == 0, metadata={"duplicate_post_ids": dups, "invalid_entries": invalid}
+        passed=dups == 0,
+        metadata={"duplicate_post_ids": dups, "invalid_entries": invalid,
+                  "rejected_undated_entries": 0 if rejects is None else rejects.height},
     )
 
 
@@ -606,9 +616,12 @@ def gwasi_sensor(context: dg.SensorEvaluationContext, pipeline: PipelineResource
                 return {}
             return dict(rows)
 
-        result = gwasi_watch.check(
-            delta, context.cursor, load_day_digests=load_day_digests, days_of_posts=days_of_posts
-        )
+        try:
+            result = gwasi_watch.check(
+                delta, context.cursor, load_day_digests=load_day_digests, days_of_posts=days_of_posts
+            )
+        except gwasi.BaseReplaced as exc:  # the next tick walks the new base (the cursor is unchanged)
+            return dg.SkipReason(str(exc))
     valid_days = set(daily_partitions.get_partition_keys())
     requests = [
         dg.RunRequest(run_key=f"gwasi:{day}:{result.digests.get(day)}", partition_key=day)

@@ -70,6 +70,48 @@ def _err(exc: BaseException) -> str:
 
 # -- gwasi_index -----------------------------------------------------------------------------
 
+#: GWASI entries no day's partition can hold (no usable timestamp): kept here, with their error
+GWASI_REJECT_SCHEMA = {"post_id": S, "source": S, "raw": S, "base_version": S, "status": S, "error": S}
+
+
+def prepare_gwasi(client: PoliteClient, gwasi_dir: Path, base_url: str, *,
+                  walks: int = 3) -> tuple[Path, dict, dict, list[str]]:
+    """The staged GWASI base, the delta and the base's fills (gwasi_import.prepare_snapshot), plus
+    notes: a base GWASI replaced during the walk is walked again on its new version, never staged
+    half read."""
+    from audio_assets.platforms.gwasi import BaseReplaced
+
+    notes: list[str] = []
+    for _ in range(walks):
+        try:
+            snapshot, delta, fills = gwasi_import.prepare_snapshot(client, gwasi_dir, base_url)
+            return snapshot, delta, fills, notes
+        except BaseReplaced as exc:
+            notes.append(str(exc))
+    raise RuntimeError(f"GWASI replaced its base {walks} times during one run ({'; '.join(notes)}); try again later")
+
+
+def build_gwasi_rejects(snapshot: Path, delta: dict) -> pl.DataFrame:
+    """GWASI entries too broken to have a post date, from the staged base and the delta, each with
+    its error (an invalid entry with a usable date is a row of its day in gwasi_index instead)."""
+    con = gwasi_import.connect()
+    try:
+        found: list[dict] = []
+        files = [str(f) for f in (snapshot / "undated.parquet", snapshot / "base.parquet") if f.exists()]
+        if files:
+            found += con.execute(f"SELECT post_id, source, raw, error FROM read_parquet({files!r}, "
+                                 "union_by_name = true) WHERE status <> 'ok' AND post_date IS NULL").pl().to_dicts()
+        found += [r for r in gwasi_import.decode_entries(con, delta.get("entries") or [], source="delta")
+                  if r["status"] != "ok" and r["post_date"] is None]
+    finally:
+        con.close()
+    version = str(delta.get("base") or "")
+    rows = [{"post_id": r["post_id"], "source": r["source"], "raw": r["raw"], "base_version": version,
+             "status": "invalid",
+             "error": f"GWASI {r['source']} entry skipped, no day can hold it: {r['error']}"} for r in found]
+    return frame(rows, GWASI_REJECT_SCHEMA)
+
+
 def build_gwasi_index(snapshot: Path, delta: dict, days: list[str], base_fills: dict | None = None) -> pl.DataFrame:
     """The days' rows: the staged base overlaid with the delta (see gwasi_import)."""
     con = gwasi_import.connect()

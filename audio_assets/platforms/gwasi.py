@@ -189,6 +189,16 @@ def merge(base_entries: Iterable[object], delta: dict, *, base_version: str, now
 
 # -- fetching -------------------------------------------------------------------------------
 
+class BaseReplaced(RuntimeError):
+    """GWASI replaced its base while it was being walked: the shards read are an incomplete,
+    stale base. Walk the new one (``new_version``)."""
+
+    def __init__(self, old_version: str, new_version: str, shard: int):
+        super().__init__(f"GWASI replaced its base {old_version} with {new_version} while it was being walked "
+                         f"(shard {shard} of {old_version} answered 404); the walk starts again on {new_version}")
+        self.old_version, self.new_version = old_version, new_version
+
+
 def fetch_delta(client: PoliteClient, base_url: str = GWASI_BASE_URL) -> dict:
     return client.get(f"{base_url}/delta.json").json()
 
@@ -198,14 +208,18 @@ def iter_base_shards(client: PoliteClient, version: str, base_url: str = GWASI_B
     """Walk ``base_<v>/N.json`` upward until SHARD_404_LIMIT consecutive 404s.
 
     A network error is not a 404: it raises (after the client's retries). Shards are
-    cached under ``cache_dir/base_<v>/`` so a base version is fetched once."""
+    cached under ``cache_dir/base_<v>/`` so a base version is fetched once. A walk that ends
+    on 404s asks delta.json once more whether ``version`` is still the base: if GWASI replaced
+    it meanwhile, the 404s were the old base vanishing, not its end (raises BaseReplaced)."""
     misses = 0
     n = 0
+    found = False
     while misses < SHARD_404_LIMIT:
         n += 1
         cached = cache_dir / f"base_{version}" / f"{n}.json" if cache_dir else None
         if cached and cached.exists():
             misses = 0
+            found = True
             yield n, json.loads(cached.read_bytes())
             continue
         try:
@@ -216,12 +230,17 @@ def iter_base_shards(client: PoliteClient, version: str, base_url: str = GWASI_B
                 continue
             raise
         misses = 0
+        found = True
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(".part")
             tmp.write_bytes(body)
             tmp.replace(cached)
         yield n, json.loads(body)
+    if found:
+        current = str(fetch_delta(client, base_url).get("base") or "")
+        if current and current != version:
+            raise BaseReplaced(version, current, n - SHARD_404_LIMIT + 1)
 
 
 def fetch_base(client: PoliteClient, version: str, base_url: str = GWASI_BASE_URL,
