@@ -68,7 +68,8 @@ class PipelineResource(dg.ConfigurableResource):
         return replace(s, **changes)
 
     def http(self) -> PoliteClient:
-        return PoliteClient(self.settings())
+        settings = self.settings()
+        return PoliteClient(settings, timeout=settings.http_timeout_s)
 
     def stash(self) -> StashClient:
         return StashClient(self.settings().stash_url, os.environ.get("STASH_API_KEY") or None)

@@ -128,6 +128,10 @@ def download(
         except (OSError, httpx.TransportError) as exc:  # truncated body, reset connection
             last_error = exc
     else:
+        if isinstance(last_error, httpx.TimeoutException):
+            timeout = getattr(client, "timeout", None)
+            last_error = (f"timed out: no data for {timeout:g} s (AUDIO_ASSETS_HTTP_TIMEOUT sets the limit)"
+                          if timeout else f"timed out: {last_error}")
         raise DownloadError(f"{url}: download did not complete after {attempts} attempts: {last_error}")
     if verify is not None:
         problem = verify(part)

@@ -77,6 +77,7 @@ class PoliteClient:
         self.host_map = dict(settings.host_map)
         self.allowed_hosts = KNOWN_HOSTS | extra_allowed_hosts | frozenset(self.host_map)
         self.max_retries = max_retries
+        self.timeout = timeout
         self.backoff_base = backoff_base
         self.max_backoff = max_backoff
         self.min_interval = 1.0 / settings.requests_per_second_per_host if settings.requests_per_second_per_host > 0 else 0.0
@@ -185,10 +186,10 @@ class PoliteClient:
                 except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                     sem.release()
                     if attempt >= self.max_retries:
-                        raise FetchError(
-                            f"{method} {current} failed after {attempt + 1} attempts: {type(exc).__name__}: {exc}",
-                            url=current,
-                        ) from None
+                        why = (f"timed out (no answer for {self.timeout:g} s; AUDIO_ASSETS_HTTP_TIMEOUT sets the limit)"
+                               if isinstance(exc, httpx.TimeoutException) else f"{type(exc).__name__}: {exc}")
+                        raise FetchError(f"{method} {current} failed after {attempt + 1} attempts: {why}",
+                                         url=current) from None
                     self.stats[host].retries += 1
                     time.sleep(self._backoff(attempt, None))
                     attempt += 1

@@ -84,6 +84,8 @@ class Settings:
     max_audio_bytes: int = 2 * 1024**3
     requests_per_second_per_host: float = 4.0
     concurrency_per_host: int = 4
+    #: seconds a request may wait for the connection or between bytes before it counts as a timeout
+    http_timeout_s: float = 30.0
 
     @property
     def warehouse_path(self) -> Path:
@@ -151,6 +153,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         requests_per_second_per_host=float(
             env.get("AUDIO_ASSETS_RATE_PER_HOST") or config.get("requests_per_second_per_host") or 4.0
         ),
+        http_timeout_s=float(env.get("AUDIO_ASSETS_HTTP_TIMEOUT") or config.get("http_timeout_s") or 30.0),
     )
 
 
