@@ -62,10 +62,13 @@ def download(
     verify: Callable[[Path], str | None] | None = None,
     min_free_bytes: int = 512 * 1024**2,
     attempts: int = 4,
+    cap_setting: str | None = None,
 ) -> Downloaded:
     """Fetch ``url`` into ``dest``. ``verify(part_path)`` returns an error text or None.
 
-    ``refresh_url`` gives a fresh signed URL when the host answers 403 (whyp.it's CDN)."""
+    ``refresh_url`` gives a fresh signed URL when the host answers 403 (whyp.it's CDN);
+    ``cap_setting`` names the setting behind ``max_bytes`` (the size-cap error says to raise it)."""
+    raise_it = f"; raise {cap_setting} to fetch it" if cap_setting else ""
     if dest.exists():
         return Downloaded(dest, dest.stat().st_size, sha256_file(dest), fetched=False)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -96,14 +99,14 @@ def download(
                 elif response.headers.get("content-length"):
                     total = int(response.headers["content-length"])
                 if total is not None and total > max_bytes:
-                    raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes")
+                    raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes{raise_it}")
                 mode = "ab" if have else "wb"
                 written = have
                 with open(part, mode) as f:
                     for chunk in response.iter_bytes():  # as it arrives: a cut keeps what came
                         written += len(chunk)
                         if written > max_bytes:
-                            raise DownloadError(f"{url} grew past the size cap of {max_bytes} bytes")
+                            raise DownloadError(f"{url} grew past the size cap of {max_bytes} bytes{raise_it}")
                         f.write(chunk)
                 if total is not None and written != total:
                     last_error = DownloadError(f"{url}: got {written} of {total} bytes")

@@ -41,6 +41,14 @@ class HostNotAllowed(FetchError):
     pass
 
 
+class TooManyRedirects(FetchError):
+    """A redirect chain longer than the client follows (a loop, as a gate that sends back to itself)."""
+
+    def __init__(self, message: str, *, url: str, hops: list[str]):
+        super().__init__(message, url=url)
+        self.hops = hops
+
+
 @dataclass
 class HostStats:
     requests: int = 0
@@ -166,6 +174,7 @@ class PoliteClient:
 
         Raises FetchError for a final HTTP error status (after retries) or a dead host."""
         current = url
+        hops = [url]
         for _hop in range(max_redirects + 1):
             host = self.check_allowed(current)
             target = self.map_url(current)
@@ -209,6 +218,7 @@ class PoliteClient:
                     location = urljoin(current, response.headers["location"])
                     response.close()
                     current = location
+                    hops.append(location)
                     if response.status_code == 303:
                         method, data = "GET", None
                     continue
@@ -224,7 +234,8 @@ class PoliteClient:
             finally:
                 response.close()
                 sem.release()
-        raise FetchError(f"{method} {url}: more than {max_redirects} redirects", url=url)
+        raise TooManyRedirects(f"{method} {url}: more than {max_redirects} redirects ({' -> '.join(hops[:4])} ...)",
+                               url=url, hops=hops)
 
     def get(self, url: str, **kwargs) -> httpx.Response:
         """GET a whole body (pages, JSON). Retries truncated bodies too."""

@@ -38,8 +38,8 @@ def check_audio(path: Path, *, expected_duration_s: float | None = None, toleran
     """Decode the whole file; report its duration and codec, or why it is not audio."""
     try:
         info = probe(path)
-    except FfmpegError as exc:
-        return AudioCheck(False, None, None, None, f"not audio: {exc}")
+    except FfmpegError as exc:  # named by its file, not its temporary path
+        return AudioCheck(False, None, None, None, f"not audio: {str(exc).replace(str(path), path.name)}")
     if info.audio_codec is None:
         return AudioCheck(False, info.duration_s, None, None, "file has no audio stream")
     proc = subprocess.run(

@@ -204,6 +204,7 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
     # 1. Posts sharing an audio are one release (reposts, Patreon early access).
     uf = UnionFind()
     lost_posts = set(reddit_status_lost(reddit_posts))
+    lost_why = lost_post_reasons(reddit_posts) if lost_posts else {}
     for pid, p in posts.items():
         if p["kind"] in RELEASE_KINDS_EXCLUDED:
             continue
@@ -349,8 +350,9 @@ def aggregate(analysis: pl.DataFrame, audio: pl.DataFrame, scripts: pl.DataFrame
         if ok_variants:
             status, reason = "ok", None
         elif lost_posts & set(member_ids) and not my_audio:
-            status, reason = "no_audio", "the Reddit post was deleted or is missing, and GWASI kept no audio link"
-        elif any(a["platform"] == "hotaudio" for a in my_audio):
+            why = "; ".join(sorted({lost_why.get(m, "the Reddit post is gone") for m in member_ids if m in lost_posts}))
+            status, reason = "no_audio", f"{why}, and GWASI kept no audio link"
+        elif any(a["platform"] == "hotaudio" and a["status"] == "metadata_only" for a in my_audio):
             status, reason = "no_audio", "only on HotAudio, whose audio is encrypted; no other host found"
         elif any(a["status"] == "not_found" for a in my_audio):
             status, reason = "no_audio", "the audio was removed from its host (404)"
@@ -614,6 +616,20 @@ def reddit_status_lost(reddit_posts: pl.DataFrame | None) -> list[str]:
     if reddit_posts is None or not reddit_posts.height:
         return []
     return reddit_posts.filter(pl.col("status").is_in(["deleted", "removed", "missing"])).get_column("post_id").to_list()
+
+
+def lost_post_reasons(reddit_posts: pl.DataFrame | None) -> dict[str, str]:
+    """Why each lost post's text is gone, in words (a release without audio says it)."""
+    out = {}
+    for r in reddit_posts.iter_rows(named=True) if reddit_posts is not None else []:
+        if r["status"] == "deleted":
+            out[r["post_id"]] = f"Reddit post {r['post_id']} was deleted by its author"
+        elif r["status"] == "removed":
+            by = f" ({r['removed_by_category']})" if r.get("removed_by_category") else ""
+            out[r["post_id"]] = f"Reddit post {r['post_id']} was removed by Reddit's moderators{by}"
+        elif r["status"] == "missing":
+            out[r["post_id"]] = f"Reddit did not return post {r['post_id']} (deleted, or never public)"
+    return out
 
 
 def export_release_db(path: Path, releases: pl.DataFrame, variants: pl.DataFrame, performers: pl.DataFrame) -> None:

@@ -23,6 +23,7 @@ from audio_assets.platforms import hotaudio, other_hosts, patreon, reddit, scrip
 from audio_assets.settings import Settings
 
 S, I, F, B = pl.Utf8, pl.Int64, pl.Float64, pl.Boolean  # noqa: E741
+CAP_SETTING = "AUDIO_ASSETS_MAX_AUDIO_BYTES"
 
 GWASI_SCHEMA = {
     "post_id": S, "subreddit": S, "author": S, "flair": S, "title": S, "created_utc": I, "post_date": S,
@@ -257,7 +258,7 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict, held: dict
             dest = settings.audio_dir("soundgasm") / safe_name(page.user) / f"{safe_name(page.slug)}-{page.audio_id[:10]}{ext}"
             _held(settings, held, f"soundgasm:{page.audio_id}", dest)
             got = download(client, page.media_url, within(settings.data_root, dest), max_bytes=settings.max_audio_bytes,
-                           verify=_verify_audio(None))
+                           cap_setting=CAP_SETTING, verify=_verify_audio(None))
         elif platform == "whypit":
             track = whypit.resolve(client, url)
             media_url = track.best_media_url
@@ -275,7 +276,7 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict, held: dict
                 return fresh.best_media_url or media_url
 
             got = download(client, media_url, within(settings.data_root, dest), headers=whypit.CDN_HEADERS,
-                           max_bytes=settings.max_audio_bytes, refresh_url=refresh,
+                           max_bytes=settings.max_audio_bytes, cap_setting=CAP_SETTING, refresh_url=refresh,
                            verify=_verify_audio(track.duration_s))
         elif platform == "hotaudio":
             page = hotaudio.resolve(client, url)
@@ -319,7 +320,7 @@ def fetch_audio(settings: Settings, client: PoliteClient, link: dict, held: dict
                     client,
                     post.audio_url,
                     within(settings.data_root, dest),
-                    max_bytes=settings.max_audio_bytes,
+                    max_bytes=settings.max_audio_bytes, cap_setting=CAP_SETTING,
                     refresh_url=refresh_patreon,
                     verify=_verify_audio(None),
                 )

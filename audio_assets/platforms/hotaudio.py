@@ -71,5 +71,13 @@ def parse_page(page_html: str, page_url: str) -> HotaudioPage:
     )
 
 
+class ParseError(ValueError):
+    pass
+
+
 def resolve(client: PoliteClient, page_url: str) -> HotaudioPage:
-    return parse_page(client.get(page_url).text, page_url)
+    page = parse_page(client.get(page_url).text, page_url)
+    if page.title is None and page.length_s is None and page.description is None:
+        raise ParseError(f"hotaudio page {page_url} has no title, length or description — the page layout may "
+                         "have changed; nothing is kept from it")
+    return page

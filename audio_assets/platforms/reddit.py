@@ -46,7 +46,7 @@ class RedditPost:
     crosspost_parent: str | None
     source: str  # "api" (PRAW), "json" (public JSON), "gwasi" (missing from Reddit)
     status: str  # "ok", "deleted", "removed", "missing", "invalid"
-    error: str | None
+    error: str | None  # why a post is not ok; on an ok post, a note (a body cut to MAX_BODY_CHARS)
 
     def as_row(self) -> dict:
         return {c: getattr(self, c) for c in REDDIT_COLUMNS}
@@ -81,8 +81,11 @@ def parse_post(data: dict, *, source: str = "json") -> RedditPost:
     if body in ("[deleted]", "[removed]"):
         body = None
     body_chars = len(body or "")
+    note = None
     if body and len(body) > MAX_BODY_CHARS:
         body = body[:MAX_BODY_CHARS]
+        note = (f"body of {body_chars:,} characters cut to the first {MAX_BODY_CHARS:,} "
+                "(links after the cut are not read)")
     status = "deleted" if is_deleted else "removed" if is_removed else "ok"
     created = original.get("created_utc")
     return RedditPost(
@@ -106,7 +109,7 @@ def parse_post(data: dict, *, source: str = "json") -> RedditPost:
         crosspost_parent=crosspost_parent,
         source=source,
         status=status,
-        error=None,
+        error=note,
     )
 
 

@@ -6,7 +6,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from audio_assets.http_client import PoliteClient
+from audio_assets.http_client import PoliteClient, TooManyRedirects
 
 SCRIPT_URL_RE = re.compile(r"https?://(?:www\.)?scriptbin\.works/u/([0-9A-Za-z_-]+)/([0-9A-Za-z_-]+)", re.I)
 SHORT_URL_RE = re.compile(r"https?://(?:www\.)?scriptbin\.works/s/([0-9A-Za-z_-]+)", re.I)
@@ -88,10 +88,18 @@ def parse_script_page(page_html: str, url: str) -> Script:
 
 def resolve(client: PoliteClient, url: str) -> Script:
     """Fetch a script (short links too), passing the terms gate with its cookie."""
-    with client.stream("GET", url, headers=GATE_COOKIE) as response:
-        response.read()
-        final_url = response.extensions.get("real_url", url)
-        body = response.text
+    try:
+        with client.stream("GET", url, headers=GATE_COOKIE) as response:
+            response.read()
+            final_url = response.extensions.get("real_url", url)
+            body = response.text
+    except TooManyRedirects as exc:
+        if any("agree-terms" in hop for hop in exc.hops):
+            raise TermsGateError(
+                f"scriptbin's terms gate loops for {url}: it keeps redirecting through /agree-terms even with "
+                "the ta=y cookie; the script is skipped (open the link in a browser to check it)") from None
+        raise
+
     if "agree-terms" in final_url:
         raise TermsGateError(f"scriptbin kept redirecting {url} to its terms page even with the ta=y cookie")
     return parse_script_page(body, final_url)
