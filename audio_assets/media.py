@@ -12,6 +12,7 @@ import os
 import subprocess
 import textwrap
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,13 @@ def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Pa
     return out
 
 
+def metadata_text(value: str | None) -> str:
+    """Text from outside as a tag value: no control characters (a NUL cannot even be passed to
+    ffmpeg), line breaks as spaces."""
+    return "".join(" " if c in "\r\n\t" else c for c in (value or "")
+                   if c in "\r\n\t" or unicodedata.category(c) != "Cc").strip()
+
+
 @dataclass
 class RenderResult:
     path: Path
@@ -170,6 +178,7 @@ def render(audio: Path, image: Path, out: Path, *, cache_dir: Path, metadata: di
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     meta_args: list[str] = []
     for key, value in (metadata or {}).items():
+        value = metadata_text(value)
         if value:
             meta_args += ["-metadata", f"{key}={value}"]
     audio_args = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", "192k"]

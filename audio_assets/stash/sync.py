@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,7 +129,27 @@ def desired_scenes(settings: Settings, releases: pl.DataFrame, variants: pl.Data
                    "synopsis": f"{r['title']} — {len(json.loads(r['post_ids']))} post(s), {r['variant_count']} variants"} if multi else None,
             scene_index=(v["variant_index"] + 1) if multi else None,
         ))
-    return wants
+    return [without_control_characters(w) for w in wants]
+
+
+def stash_text(value, *, multiline: bool = False):
+    """Text from outside as Stash gets it: no control characters (a NUL in a title or a name),
+    line breaks kept only where the field has lines."""
+    if not isinstance(value, str):
+        return value
+    keep = "\n\t" if multiline else ""
+    return "".join(c for c in value if c in keep or unicodedata.category(c) != "Cc")
+
+
+def without_control_characters(w: SceneWant) -> SceneWant:
+    w.title, w.details = stash_text(w.title), stash_text(w.details, multiline=True)
+    w.studio, w.tags = stash_text(w.studio), [stash_text(t) for t in w.tags]
+    w.performers = [{**p, "name": stash_text(p["name"]), "aliases": [stash_text(a) for a in p["aliases"]]}
+                    for p in w.performers]
+    if w.group:
+        w.group = {**w.group, "name": stash_text(w.group["name"]),
+                   "synopsis": stash_text(w.group["synopsis"], multiline=True)}
+    return w
 
 
 def _by_name(items: list[dict], alias_key: str | None = None) -> dict[str, dict]:
