@@ -1,7 +1,8 @@
 """`make soak`: the whole pipeline against a replica that fails a share of its answers.
 
-Every outside host answers ~20% of requests with 429 (Retry-After), 503, a reset connection
-or a truncated body, and whyp.it's CDN also expires signed URLs. The run must still produce
+Every outside host answers ~20% of requests with 429 (Retry-After), 503, a reset connection,
+a truncated body or an answer that stalls past the client's timeout, and whyp.it's CDN also
+expires signed URLs. The run must still produce
 every release of the corpus's ground truth, stay inside the per-host rate limit, and a second
 run must change nothing."""
 
@@ -15,11 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-FAULT_MIX = [  # kind, status, retry_after, share of requests
+#: the client's timeout during the soak (AUDIO_ASSETS_HTTP_TIMEOUT): a stalled answer waits past it
+TIMEOUT_S = 2.0
+FAULT_MIX = [  # kind, status, retry_after (for "delay": how long the answer stalls), share of requests
     ("status", 429, 0.05, 0.05),
     ("status", 503, None, 0.05),
     ("reset", 0, None, 0.05),
-    ("truncate", 0, None, 0.055),
+    ("truncate", 0, None, 0.045),
+    ("delay", 0, TIMEOUT_S + 1, 0.01),
 ]
 
 
@@ -67,7 +71,8 @@ def soak(data_root: Path, first: str | None = None, last: str | None = None, rat
     started = time.perf_counter()
     with ReplicaServer(corpus, media) as replica, StashEmulator(data_root / "videos") as stash:
         env = {"AUDIO_ASSETS_DATA": str(data_root), "AUDIO_ASSETS_HOST_MAP": replica.host_map_env(),
-               "STASH_URL": stash.url, "AUDIO_ASSETS_RATE_PER_HOST": str(rate_per_host)}
+               "STASH_URL": stash.url, "AUDIO_ASSETS_RATE_PER_HOST": str(rate_per_host),
+               "AUDIO_ASSETS_HTTP_TIMEOUT": str(TIMEOUT_S)}
         with environment(env):
             inject(replica, rate)
             with dg.DagsterInstance.ephemeral() as instance:
