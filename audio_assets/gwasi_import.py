@@ -3,8 +3,10 @@
 The base snapshot (sharded ``base_<v>/N.json`` or one ``base_<v>.json``) is decoded once per
 base version with DuckDB's JSON reader — the same rules as ``platforms.gwasi.parse_entry``,
 written in SQL so 5 million entries stream through in seconds under a memory limit — and
-staged as Parquet by post date under ``enrichment/reddit/gwasi/snapshot_<v>/``. A daily
-partition then reads only its day and overlays ``delta.json``."""
+staged as one Parquet file per post date, ``enrichment/reddit/gwasi/snapshot_<v>/day=D/part.parquet``,
+in exactly the shape of a ``gwasi_index`` day. A daily partition reads only its day's file and
+overlays ``delta.json``; an import links the days the delta does not touch straight into the
+warehouse's Parquet mirror instead of writing them again."""
 
 from __future__ import annotations
 
@@ -19,13 +21,28 @@ from pathlib import Path
 import duckdb
 
 from audio_assets.platforms.gwasi import FUTURE_TOLERANCE_S
+from audio_assets.warehouse import write_day_files
 
-#: SQL over a relation with columns (e JSON, source VARCHAR, shard INT, ord INT), the rules of
-#: platforms.gwasi.parse_entry. Entries are read as text lists (JSON -> VARCHAR[]), which DuckDB's
-#: JSON reader does at scan speed; numbers are then read from their text.
+#: The gwasi_index columns in order with their DuckDB types (layers.sources.GWASI_SCHEMA agrees).
+INDEX_COLUMNS = {
+    "post_id": "VARCHAR", "subreddit": "VARCHAR", "author": "VARCHAR", "flair": "VARCHAR", "title": "VARCHAR",
+    "created_utc": "BIGINT", "post_date": "VARCHAR", "score": "BIGINT", "length": "DOUBLE", "duration_s": "DOUBLE",
+    "script_words": "BIGINT", "extra": "VARCHAR", "raw": "VARCHAR", "source": "VARCHAR", "fill_of": "VARCHAR",
+    "base_version": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR",
+}
+#: what decoding gives (everything but the fills and the version, which come from the dump as a whole)
+DECODED_COLUMNS = [c for c in INDEX_COLUMNS if c not in ("fill_of", "base_version")]
+#: bumped when the staged snapshot's layout changes: an older snapshot is staged again
+SNAPSHOT_LAYOUT = 2
+#: rows per row group in the sorted run files (a month of a 5M-entry dump is a few per run)
+RUN_ROW_GROUP = 8192
+
+#: SQL over a relation with columns (e JSON, source VARCHAR, shard INT, ord INT) — or, read fast,
+#: (v VARCHAR[], source, shard, ord) — the rules of platforms.gwasi.parse_entry. Entries are read as
+#: text lists, which DuckDB's JSON reader does at scan speed; numbers are then read from their text.
 DECODE_SQL = f"""
 WITH x AS (
-  SELECT e, source, shard, ord, TRY_CAST(e AS VARCHAR[]) AS v FROM {{relation}}
+  SELECT {{entry_columns}}, source, shard, ord FROM {{relation}}
 ), y AS (
   SELECT *, len(v) AS n, v[1] AS pid,
     TRY_CAST(v[6] AS DOUBLE) AS created, TRY_CAST(v[7] AS DOUBLE) AS score_d, TRY_CAST(v[8] AS DOUBLE) AS len
@@ -41,7 +58,9 @@ WITH x AS (
       WHEN created <= 0 OR created > $now + {FUTURE_TOLERANCE_S} THEN 'created_utc ' || v[6] || ' is outside 1970..now'
       WHEN v[7] IS NOT NULL AND score_d IS NULL THEN 'score ' || v[7] || ' is not a number'
       WHEN v[8] IS NOT NULL AND (len IS NULL OR NOT isfinite(len)) THEN 'length ' || v[8] || ' is not a number'
-    END AS error
+    END AS error,
+    CASE WHEN isfinite(created) AND created > 0 AND created <= $now + {FUTURE_TOLERANCE_S}
+      THEN strftime(to_timestamp(trunc(created)) AT TIME ZONE 'UTC', '%Y-%m-%d') END AS day
   FROM y
 )
 SELECT
@@ -51,16 +70,16 @@ SELECT
   CASE WHEN error IS NULL THEN nullif(v[4], '') END AS flair,
   CASE WHEN error IS NULL THEN v[5] END AS title,
   CASE WHEN error IS NULL THEN CAST(trunc(created) AS BIGINT) END AS created_utc,
-  CASE WHEN error IS NULL THEN strftime(to_timestamp(trunc(created)) AT TIME ZONE 'UTC', '%Y-%m-%d') END AS post_date,
+  day AS post_date,
   CASE WHEN error IS NULL THEN CAST(trunc(score_d) AS BIGINT) END AS score,
   CASE WHEN error IS NULL THEN len END AS length,
   CASE WHEN error IS NULL AND len > 0 THEN round(len * 6.0, 1) END AS duration_s,
   CASE WHEN error IS NULL AND len < 0 THEN CAST(round(-len * 100) AS BIGINT) END AS script_words,
   CASE WHEN error IS NULL AND n = 9 THEN nullif(v[9], '') END AS extra,
-  left(e::VARCHAR, 10000) AS raw,
-  source, shard, ord,
+  CASE WHEN error IS NOT NULL THEN left(e::VARCHAR, 10000) END AS raw,
+  source,
   CASE WHEN error IS NULL THEN 'ok' ELSE 'invalid' END AS status,
-  error
+  error, shard, ord
 FROM z
 """
 
@@ -97,8 +116,11 @@ def find_dump(root: Path) -> DumpLayout:
         "(and delta.json naming the version)")
 
 
-def connect(memory_limit: str = "1GB", threads: int = 2, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+def connect(memory_limit: str = "1GB", threads: int = 2, temp_dir: Path | None = None,
+            database: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection under a memory limit; with ``database`` a scratch file (whose tables
+    DuckDB can evict from memory without writing them out again)."""
+    con = duckdb.connect(str(database) if database else ":memory:")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
@@ -108,8 +130,11 @@ def connect(memory_limit: str = "1GB", threads: int = 2, temp_dir: Path | None =
     return con
 
 
-def decode_sql(relation: str) -> str:
-    return DECODE_SQL.replace("{relation}", relation)
+def decode_sql(relation: str, *, text_lists: bool = False) -> str:
+    """The decode over ``relation``: JSON entries ``e`` or, with ``text_lists``, entries already
+    read as text lists ``v`` (the fast read; it can't hold an entry that is not a list)."""
+    entry_columns = "NULL::JSON AS e, v" if text_lists else "e, TRY_CAST(e AS VARCHAR[]) AS v"
+    return DECODE_SQL.replace("{relation}", relation).replace("{entry_columns}", entry_columns)
 
 
 def _load_entries(con: duckdb.DuckDBPyConnection, entries: list, source: str) -> None:
@@ -127,56 +152,115 @@ def decode_entries(con: duckdb.DuckDBPyConnection, entries: list, *, source: str
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
+def _read_shards(paths: list[str], *, text_lists: bool) -> str:
+    entry = "v" if text_lists else "e"
+    kind = "VARCHAR[][]" if text_lists else "JSON[]"
+    return (
+        f"(SELECT unnest(entries) AS {entry}, 'base' AS source, "
+        "CAST(coalesce(nullif(regexp_extract(filename, '(\\d+)\\.json$', 1), ''), '0') AS INT) AS shard, "
+        "CAST(generate_subscripts(entries, 1) AS INT) AS ord "
+        f"FROM read_json({paths!r}, columns={{'entries': '{kind}'}}, filename=true, "
+        "maximum_object_size=67108864))"
+    )
+
+
+def _decode_run(con: duckdb.DuckDBPyConnection, paths: list[str], now: float, run: Path) -> list[Path]:
+    """Decode shard files into Parquet run files sorted by post date (small row groups, so a
+    date range is read back from every run without reading the rest). Clean files are read
+    as text lists (scan speed); a file with any bad entry is decoded again as JSON entries, so
+    an invalid entry keeps its exact text and error. Returns the run files written."""
+    def copy(sql: str, target: Path) -> None:
+        con.execute(f"COPY ({sql} ORDER BY post_date) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {RUN_ROW_GROUP})",
+                    {"now": now})
+
+    try:
+        copy(decode_sql(_read_shards(paths, text_lists=True), text_lists=True), run)
+        clean = con.execute(f"SELECT count(*) FROM '{run}' WHERE status <> 'ok'").fetchone()[0] == 0
+    except duckdb.Error:  # an entry that is not a list of scalars: the fast reader can't type it
+        clean = False
+    if clean:
+        return [run]
+    run.unlink(missing_ok=True)
+    if len(paths) > 1:
+        return [r for n, path in enumerate(paths)
+                for r in _decode_run(con, [path], now, run.with_name(f"{run.stem}_{n}.parquet"))]
+    copy(decode_sql(_read_shards(paths, text_lists=False)), run)
+    return [run]
+
+
+def _index_select(source: str, *, fills_table: str, version: str, where: str = "true") -> str:
+    """``source``'s decoded rows in the gwasi_index shape (fills joined, version set)."""
+    cols = ", ".join(
+        "f.fill_of" if c == "fill_of" else f"'{version}' AS base_version" if c == "base_version"
+        else f"CAST(r.{c} AS {t}) AS {c}" for c, t in INDEX_COLUMNS.items())
+    return f"SELECT {cols} FROM {source} r LEFT JOIN {fills_table} f USING (post_id) WHERE {where}"
+
+
+def _load_fills(con: duckdb.DuckDBPyConnection, name: str, fills: dict) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (post_id VARCHAR, fill_of VARCHAR)")
+    pairs = list(fill_of_map(fills).items())
+    if pairs:
+        con.executemany(f"INSERT INTO {name} VALUES (?, ?)", pairs)
+
+
+def _stage(con: duckdb.DuckDBPyConnection, layout: DumpLayout, out_dir: Path, *, now: float, base_fills: dict,
+           progress: Callable[[int, int], None] | None, batch_files: int, lookup_ids: list[str] = ()) -> dict:
+    """Decode the base and write the snapshot: a ``gwasi_index``-shaped file per day (one row
+    per post; a later shard wins), plus ``undated.parquet`` for entries too broken to have a date.
+
+    Two streaming passes: shards are decoded ``batch_files`` at a time into run files sorted by
+    date; then the runs are read back a range of months at a time and cut into day files.
+    Returns counts, ``rows_by_day`` and ``days_of_ids``: the days of ``lookup_ids`` in the base."""
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / ".runs").mkdir(parents=True)
+    files = [str(p) for p in (layout.shard_files or ([layout.single_file] if layout.single_file else []))]
+    runs: list[Path] = []
+    for k, start in enumerate(range(0, len(files), batch_files)):
+        runs += _decode_run(con, files[start:start + batch_files], now, tmp / ".runs" / f"{k}.parquet")
+        if progress:
+            progress(min(start + batch_files, len(files)), len(files))
+    if not runs:
+        raise FileNotFoundError(f"GWASI base {layout.version} in {layout.root} has no shard files to read")
+    decoded = f"read_parquet({[str(r) for r in runs]!r})"
+    total, ok = con.execute(f"SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM {decoded}").fetchone()
+    # One row per post: where an id occurs twice, the later shard (then the later entry) wins.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _keep AS
+                   SELECT post_id, max(shard::BIGINT * 4294967296 + ord) AS k FROM {decoded} WHERE status = 'ok'
+                   GROUP BY post_id HAVING count(*) > 1""")
+    _load_fills(con, "_base_fills", base_fills)
+    winners = (f"(SELECT * FROM {decoded} WHERE status <> 'ok' OR post_id NOT IN (SELECT post_id FROM _keep) "
+               "OR shard::BIGINT * 4294967296 + ord IN (SELECT k FROM _keep))")
+    written = write_day_files(con, _index_select(winners, fills_table="_base_fills", version=layout.version,
+                                                 where="post_date IS NOT NULL"), "post_date", tmp)
+    days_of_ids = [r[0] for r in con.execute(
+        f"SELECT DISTINCT post_date FROM {winners} WHERE post_date IS NOT NULL AND post_id IN (SELECT unnest(?::VARCHAR[]))",
+        [sorted(set(lookup_ids))]).fetchall()]
+    undated = _index_select(winners, fills_table="_base_fills", version=layout.version, where="post_date IS NULL")
+    con.execute(f"COPY ({undated}) TO '{tmp / 'undated.parquet'}' (FORMAT PARQUET)")
+    posts = con.execute(f"SELECT count(*) FROM {winners} WHERE status = 'ok'").fetchone()[0]
+    shutil.rmtree(tmp / ".runs", ignore_errors=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    (out_dir / "_SUCCESS").write_text(json.dumps({"version": layout.version, "entries": total,
+                                                  "layout": SNAPSHOT_LAYOUT}))
+    return {"entries": total, "ok": ok, "invalid": total - ok, "posts": posts, "duplicates": ok - posts,
+            "days": len(written), "rows_by_day": written, "days_of_ids": days_of_ids}
+
+
 def stage_base(layout: DumpLayout, out_dir: Path, *, now: float | None = None, memory_limit: str = "1GB",
-               threads: int = 2, progress: Callable[[int, int], None] | None = None, batch_files: int = 256) -> dict:
-    """Decode a base snapshot into Parquet by post date under ``out_dir`` (``day=YYYY-MM-DD/``).
+               threads: int = 2, progress: Callable[[int, int], None] | None = None, batch_files: int = 64,
+               base_fills: dict | None = None) -> dict:
+    """Decode a base snapshot into a Parquet file per post date under ``out_dir`` (``day=D/``).
 
     Streams: shards are read ``batch_files`` at a time into a spillable DuckDB table under a
     memory limit; one row per post (a later shard wins over an earlier one). Returns counts."""
-    now = time.time() if now is None else now
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     con = connect(memory_limit, threads, out_dir.parent / ".duckdb_tmp")
     try:
-        con.execute("CREATE TABLE decoded AS " + decode_sql(
-            "(SELECT NULL::JSON AS e, NULL::VARCHAR AS source, NULL::INT AS shard, NULL::INT AS ord)") + " LIMIT 0",
-            {"now": now})
-        files = layout.shard_files or ([layout.single_file] if layout.single_file else [])
-        for start in range(0, len(files), batch_files):
-            paths = [str(p) for p in files[start:start + batch_files]]
-            rel = (
-                "(SELECT unnest(entries) AS e, 'base' AS source, "
-                "CAST(coalesce(nullif(regexp_extract(filename, '(\\d+)\\.json$', 1), ''), '0') AS INT) AS shard, "
-                "CAST(generate_subscripts(entries, 1) AS INT) AS ord "
-                f"FROM read_json({paths!r}, columns={{'entries': 'JSON[]'}}, filename=true, "
-                "maximum_object_size=67108864))"
-            )
-            con.execute("INSERT INTO decoded " + decode_sql(rel), {"now": now})
-            if progress:
-                progress(min(start + batch_files, len(files)), len(files))
-        total, ok = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM decoded").fetchone()
-        tmp.mkdir(parents=True, exist_ok=True)
-        # One row per post (a later shard wins): only ids that occur twice need the window.
-        con.execute("""CREATE TEMP TABLE dup_ids AS SELECT post_id FROM decoded WHERE status = 'ok'
-                       GROUP BY post_id HAVING count(*) > 1""")
-        # One file sorted by day: a day's rows sit in one or two row groups, found by their statistics.
-        con.execute(f"""
-            COPY (
-              SELECT * FROM decoded WHERE status <> 'ok' OR post_id NOT IN (SELECT post_id FROM dup_ids)
-              UNION ALL
-              SELECT * FROM decoded WHERE status = 'ok' AND post_id IN (SELECT post_id FROM dup_ids)
-              QUALIFY row_number() OVER (PARTITION BY post_id ORDER BY shard DESC, ord DESC) = 1
-              ORDER BY post_date NULLS LAST
-            ) TO '{tmp / "base.parquet"}' (FORMAT PARQUET, ROW_GROUP_SIZE 20000)""")
-        posts, days = con.execute(
-            f"SELECT count(*) FILTER (WHERE status = 'ok'), count(DISTINCT post_date) FROM '{tmp / 'base.parquet'}'"
-        ).fetchone()
+        return _stage(con, layout, out_dir, now=time.time() if now is None else now, base_fills=base_fills or {},
+                      progress=progress, batch_files=batch_files)
     finally:
         con.close()
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    (out_dir / "_SUCCESS").write_text(json.dumps({"version": layout.version, "entries": total}))
-    return {"entries": total, "ok": ok, "invalid": total - ok, "posts": posts, "duplicates": ok - posts, "days": days}
 
 
 def snapshot_dir(gwasi_dir: Path, version: str) -> Path:
@@ -184,16 +268,19 @@ def snapshot_dir(gwasi_dir: Path, version: str) -> Path:
 
 
 def snapshot_ready(path: Path) -> bool:
-    return (path / "_SUCCESS").exists()
+    """Staged completely, in the current layout (an older layout is staged again)."""
+    try:
+        return json.loads((path / "_SUCCESS").read_text()).get("layout") == SNAPSHOT_LAYOUT
+    except (OSError, ValueError):
+        return False
+
+
+def day_file(snapshot: Path, day: str) -> Path:
+    return snapshot / f"day={day}" / "part.parquet"
 
 
 def staged_days(path: Path) -> list[str]:
-    con = duckdb.connect()
-    try:
-        return [r[0] for r in con.execute(
-            f"SELECT DISTINCT post_date FROM '{path / 'base.parquet'}' WHERE post_date IS NOT NULL ORDER BY 1").fetchall()]
-    finally:
-        con.close()
+    return sorted(p.parent.name.removeprefix("day=") for p in path.glob("day=*/part.parquet"))
 
 
 def fill_of_map(fills: dict) -> dict[str, str]:
@@ -205,29 +292,26 @@ def overlay(con: duckdb.DuckDBPyConnection, snapshot: Path, delta: dict, days: l
             now: float | None = None, base_fills: dict | None = None) -> str:
     """Create the temp view ``gwasi_rows``: the staged base for ``days`` (all when None),
     overlaid with the delta (its entries win, its ``removed`` ids go), with ``fill_of``
-    from the merged fills and the base version. Returns the view's name."""
+    from the merged fills and the base version, in the gwasi_index shape. The base is read
+    from the snapshot's day files. Returns the view's name."""
     now = time.time() if now is None else now
     version = str(delta.get("base") or "")
-    base_file = snapshot / "base.parquet"
-    cols = ("post_id, subreddit, author, flair, title, created_utc, post_date, score, length, duration_s, "
-            "script_words, extra, raw, source, status, error")
+    cols = ", ".join(DECODED_COLUMNS)
     _load_entries(con, delta.get("entries") or [], "delta")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _delta_rows AS {decode_sql('_small')}", {"now": now})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _delta_rows AS SELECT {cols} FROM ({decode_sql('_small')})",
+                {"now": now})
     removed = [str(r).lower() for r in delta.get("removed") or []]
-    fills = fill_of_map({**(base_fills or {}), **(delta.get("fills") or {})})
     con.execute("CREATE OR REPLACE TEMP TABLE _removed (post_id VARCHAR)")
     if removed:
         con.executemany("INSERT INTO _removed VALUES (?)", [(r,) for r in removed])
-    con.execute("CREATE OR REPLACE TEMP TABLE _fills (post_id VARCHAR, fill_of VARCHAR)")
-    if fills:
-        con.executemany("INSERT INTO _fills VALUES (?, ?)", list(fills.items()))
-    day_filter = "" if days is None else f"AND post_date IN ({', '.join(repr(str(d)) for d in days)})"
-    base_sql = (f"SELECT {cols} FROM read_parquet('{base_file}') WHERE true {day_filter}"
-                if base_file.exists() else f"SELECT {cols} FROM _delta_rows WHERE false")
+    _load_fills(con, "_fills", {**(base_fills or {}), **(delta.get("fills") or {})})
+    day_list = None if days is None else sorted({str(d) for d in days})
+    day_filter = "" if day_list is None else f"AND post_date IN ({', '.join(repr(d) for d in day_list) or 'NULL'})"
+    base_sql = f"SELECT {cols} FROM {snapshot_relation(snapshot, day_list)}"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW gwasi_rows AS
         WITH base AS ({base_sql}),
-        d AS (SELECT {cols} FROM _delta_rows WHERE true {day_filter}),
+        d AS (SELECT {cols} FROM _delta_rows WHERE post_date IS NOT NULL {day_filter}),
         merged AS (
           SELECT * FROM base WHERE status <> 'ok'
              OR (post_id NOT IN (SELECT post_id FROM d WHERE status = 'ok')
@@ -235,15 +319,36 @@ def overlay(con: duckdb.DuckDBPyConnection, snapshot: Path, delta: dict, days: l
           UNION ALL
           SELECT * FROM d WHERE status <> 'ok' OR post_id NOT IN (SELECT post_id FROM _removed)
         )
-        SELECT m.*, f.fill_of, '{version}' AS base_version FROM merged m LEFT JOIN _fills f USING (post_id)
+        {_index_select("merged", fills_table="_fills", version=version)}
     """)
     return "gwasi_rows"
 
 
+def snapshot_relation(snapshot: Path, days: list[str] | None = None) -> str:
+    """SQL for the staged base rows of ``days`` (every day when None)."""
+    files = (sorted(snapshot.glob("day=*/part.parquet")) if days is None
+             else [f for f in (day_file(snapshot, d) for d in days) if f.exists()])
+    if not files:
+        return "(SELECT " + ", ".join(f"NULL::{t} AS {c}" for c, t in INDEX_COLUMNS.items()) + " WHERE false)"
+    return f"read_parquet({[str(f) for f in files]!r}, hive_partitioning = false)"
+
+
+def delta_post_ids(delta: dict) -> list[str]:
+    """Every post id the delta names: its entries, its removals and its fills."""
+    from audio_assets.platforms.gwasi import parse_entry
+
+    ids = {e.post_id for e in (parse_entry(x, source="delta") for x in delta.get("entries") or []) if e.post_id}
+    ids |= {str(r).lower() for r in delta.get("removed") or []}
+    return sorted(ids | set(fill_of_map(delta.get("fills") or {})))
+
+
 def day_digests(con: duckdb.DuckDBPyConnection, view: str = "gwasi_rows") -> dict[str, str]:
-    """A digest per day of its valid entries (what the GWASI sensor compares)."""
-    rows = con.execute(f"SELECT post_date, md5(string_agg(raw, chr(10) ORDER BY raw)) FROM {view} "
-                       "WHERE status = 'ok' GROUP BY post_date").fetchall()
+    """A digest per day of its valid entries' decoded fields (what the GWASI sensor compares)."""
+    fields = ", ".join(f"coalesce(CAST({c} AS VARCHAR), chr(0))" for c in
+                       ("post_id", "subreddit", "author", "flair", "title", "created_utc", "score", "length",
+                        "extra", "fill_of"))
+    rows = con.execute(f"SELECT post_date, md5(string_agg(concat_ws(chr(31), {fields}), chr(10) ORDER BY post_id)) "
+                       f"FROM {view} WHERE status = 'ok' GROUP BY post_date").fetchall()
     return {d: h[:12] for d, h in rows}
 
 
@@ -275,7 +380,7 @@ def prepare_snapshot(client, gwasi_dir: Path, base_url: str, delta: dict | None 
             doc = json.loads((gwasi_dir / f"base_{version}.json").read_bytes())
             base_fills = doc.get("fills") or {}
         fills_file.write_text(json.dumps(base_fills))
-        stage_base(find_dump_version(gwasi_dir, version), snap, progress=progress)
+        stage_base(find_dump_version(gwasi_dir, version), snap, progress=progress, base_fills=base_fills)
         for old in gwasi_dir.glob("snapshot_*"):
             if old != snap and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -306,31 +411,36 @@ class ImportResult:
 
 def import_dump(path: Path, warehouse, gwasi_dir: Path, *, progress: Callable[[int, int], None] | None = None,
                 memory_limit: str = "1GB") -> ImportResult:
-    """Import a GWASI dump on disk (delta.json + a base in either form) into gwasi_index."""
+    """Import a GWASI dump on disk (delta.json + a base in either form) into gwasi_index.
+
+    The base is decoded and staged as a file per day; gwasi_index's day files are those same
+    files, hard-linked (no copy), except on the days the delta touches, which are written anew."""
     started = time.perf_counter()
     layout = find_dump(Path(path))
     delta = json.loads(layout.delta.read_bytes()) if layout.delta else {"base": layout.version, "entries": []}
     delta.setdefault("base", layout.version)
-    base_fills: dict = {}
-    if layout.single_file and not layout.shard_files:
-        # fills sit beside entries in the single-file form; read them without holding the entries
-        con = connect(memory_limit)
-        try:
+    gwasi_dir.mkdir(parents=True, exist_ok=True)
+    con = connect(memory_limit, temp_dir=gwasi_dir / ".duckdb_tmp")
+    try:
+        base_fills: dict = {}
+        if layout.single_file and not layout.shard_files:
+            # fills sit beside entries in the single-file form; read them without holding the entries
             row = con.execute(f"SELECT fills FROM read_json('{layout.single_file}', columns={{'fills': 'JSON'}}, "
                               "maximum_object_size=67108864)").fetchone()
             base_fills = json.loads(row[0]) if row and row[0] else {}
-        finally:
-            con.close()
-    snap = snapshot_dir(gwasi_dir, layout.version)
-    staged = stage_base(layout, snap, progress=progress, memory_limit=memory_limit)
-    gwasi_dir.mkdir(parents=True, exist_ok=True)
-    (gwasi_dir / f"base_{layout.version}.fills.json").write_text(json.dumps(base_fills))
-    days = sorted(set(staged_days(snap)) | {d for d in _delta_days(delta)})
-    con = connect(memory_limit, temp_dir=gwasi_dir / ".duckdb_tmp")
-    try:
-        overlay(con, snap, delta, None, base_fills=base_fills)
+        snap = snapshot_dir(gwasi_dir, layout.version)
+        staged = _stage(con, layout, snap, now=time.time(), base_fills=base_fills, progress=progress, batch_files=64,
+                        lookup_ids=delta_post_ids(delta))
+        (gwasi_dir / f"base_{layout.version}.fills.json").write_text(json.dumps(base_fills))
+        # The days the delta touches (its entries' days, and the base days of the posts it names)
+        # are overlaid; every other day is the staged file as it is.
+        changed = set(_delta_days(delta)) | set(staged.pop("days_of_ids"))
+        overlay(con, snap, delta, sorted(changed), base_fills=base_fills)
+        rows_by_day = staged.pop("rows_by_day")
+        days = sorted(set(rows_by_day) | changed)
+        unchanged = {d: (day_file(snap, d), rows_by_day[d]) for d in days if d not in changed}
         rows = warehouse.replace_days_from_view(con, "gwasi_index", "gwasi_rows", partition_column="post_date",
-                                                days=days)
+                                                days=days, day_files=unchanged)
     finally:
         con.close()
     return ImportResult(layout.version, staged, days, rows, time.perf_counter() - started)

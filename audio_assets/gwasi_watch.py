@@ -24,10 +24,12 @@ class WatchResult:
 
 
 def day_digests(entries: Iterable[gwasi.GwasiEntry]) -> dict[str, str]:
+    """A digest per day of its entries' decoded fields."""
     per_day: dict[str, list[str]] = defaultdict(list)
     for e in entries:
         if e.post_date:
-            per_day[e.post_date].append(e.raw)
+            per_day[e.post_date].append(json.dumps([e.post_id, e.subreddit, e.author, e.flair, e.title, e.created_utc,
+                                                    e.score, e.length, e.extra], ensure_ascii=False))
     return {d: hashlib.sha1("\n".join(sorted(rows)).encode()).hexdigest()[:12] for d, rows in per_day.items()}
 
 

@@ -7,15 +7,19 @@ then rename) and are what downstream steps read, so readers never take the lock.
 
 Layout: ``<data>/warehouse.duckdb`` tables named after the asset;
 ``<data>/parquet/<asset>/day=YYYY-MM-DD/part.parquet`` for daily tables and
-``<data>/parquet/<asset>/part.parquet`` for the others."""
+``<data>/parquet/<asset>/part.parquet`` for the others.
+
+A table in ``PARQUET_BACKED`` (gwasi_index: millions of rows over thousands of days) is kept
+once: its day files are its storage and ``warehouse.duckdb`` holds a view over them, so a
+bulk import writes each row once and DuckDB queries read the files in place."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +28,8 @@ import polars as pl
 from filelock import FileLock
 
 LOCK_TIMEOUT_S = 1800
+#: tables stored only as their Parquet day files (a view in warehouse.duckdb)
+PARQUET_BACKED = frozenset({"gwasi_index"})
 
 
 class Warehouse:
@@ -42,9 +48,32 @@ class Warehouse:
         with self.lock:
             con = duckdb.connect(str(self.db_path))
             try:
+                for table in PARQUET_BACKED:
+                    self._ensure_view(con, table)
                 yield con
             finally:
                 con.close()
+
+    def _view_sql(self, table: str) -> str:
+        glob = (self.parquet_root / table).resolve() / "day=*" / "part.parquet"
+        return f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false)"
+
+    def _ensure_view(self, con, table: str, *, schema: str = "main") -> None:
+        """The view over a Parquet-backed table's day files (made when the first file exists;
+        a table of that name from an older layout is replaced; a moved data root is followed)."""
+        found = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND "
+                            "table_name = ? AND table_catalog = current_database()", [schema, table]).fetchone()
+        want = self._view_sql(table)
+        if found and found[0] == "VIEW":
+            sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ? AND schema_name = ? AND "
+                              "database_name = current_database()", [table, schema]).fetchone()
+            if sql and want in sql[0]:
+                return
+        if not any((self.parquet_root / table).glob("day=*/part.parquet")):
+            return
+        if found and found[0] != "VIEW":
+            con.execute(f'DROP TABLE "{schema}"."{table}"')
+        con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS {want}')
 
     def _ensure_table(self, con, table: str, df: pl.DataFrame) -> None:
         con.register("_incoming", df.to_arrow())
@@ -67,6 +96,12 @@ class Warehouse:
             stray = set(df.get_column(partition_column).drop_nulls().unique().to_list()) - set(parts)
             if stray:
                 raise ValueError(f"{table}: rows for partitions outside this run: {sorted(stray)[:5]}")
+        if table in PARQUET_BACKED:
+            with self.lock:
+                self._write_days(table, df, partition_column, parts)
+            with self.connect():
+                pass  # makes the view on the first write
+            return df.height
         with self.connect() as con:
             self._ensure_table(con, table, df)
             con.execute("BEGIN")
@@ -74,10 +109,13 @@ class Warehouse:
             if df.height:
                 con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM _incoming')
             con.execute("COMMIT")
-        for day in parts:
+        self._write_days(table, df, partition_column, parts)
+        return df.height
+
+    def _write_days(self, table: str, df: pl.DataFrame, partition_column: str, days: list[str]) -> None:
+        for day in days:
             part = df.filter(pl.col(partition_column) == day)
             self._write_parquet(self.parquet_root / table / f"day={day}" / "part.parquet", part)
-        return df.height
 
     def replace_table(self, table: str, df: pl.DataFrame) -> int:
         with self.connect() as con:
@@ -87,59 +125,64 @@ class Warehouse:
         return df.height
 
     def replace_days_from_view(self, source_con: duckdb.DuckDBPyConnection, table: str, view: str, *,
-                               partition_column: str, days: list[str]) -> int:
-        """Bulk version of replace_partitions for millions of rows, streamed by DuckDB: the
-        warehouse file is attached to ``source_con`` (under the lock) and filled from ``view``;
-        the Parquet mirror is written a month at a time, so memory stays flat."""
-        import pyarrow.parquet as pq
-
+                               partition_column: str, days: list[str],
+                               day_files: dict[str, tuple[Path, int]] | None = None) -> int:
+        """Bulk version of replace_partitions for millions of rows, streamed by DuckDB from
+        ``view`` in ``source_con``. Day files are written a range of months at a time (memory
+        stays flat), except the days in ``day_files``: (file, row count) already holding exactly
+        that day's rows, hard-linked into place (copied where a link can't be made). A table that is not
+        Parquet-backed is also filled in warehouse.duckdb (attached under the lock)."""
         days = sorted(set(days))
+        day_files = day_files or {}
         self.data_root.mkdir(parents=True, exist_ok=True)
-        with self.lock:
-            source_con.execute(f"ATTACH '{self.db_path}' AS wh")
-            try:
-                source_con.execute(f'CREATE TABLE IF NOT EXISTS wh."{table}" AS SELECT * FROM {view} LIMIT 0')
-                source_con.execute("BEGIN")
-                source_con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT unnest(?::VARCHAR[]) AS d", [days])
-                source_con.execute(f'DELETE FROM wh."{table}" WHERE "{partition_column}" IN (SELECT d FROM _days)')
-                source_con.execute(f'INSERT INTO wh."{table}" BY NAME SELECT * FROM {view} WHERE "{partition_column}" IN (SELECT d FROM _days)')
-                rows = source_con.execute(f'SELECT count(*) FROM wh."{table}" WHERE "{partition_column}" IN (SELECT d FROM _days)').fetchone()[0]
-                source_con.execute("COMMIT")
-            finally:
-                source_con.execute("DETACH wh")
         root = self.parquet_root / table
-        # The mirror reads the view a month at a time (memory stays flat) and writes the day files
-        # on two threads while the next month is read.
-        months = sorted({d[:7] for d in days})
-        from concurrent.futures import ThreadPoolExecutor
-
-        def write_day(day: str, table_slice) -> None:
-            target = root / f"day={day}" / "part.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".part.{os.getpid()}.{threading.get_ident()}.tmp")
-            pq.write_table(table_slice, tmp)
-            os.replace(tmp, target)
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = []
-            for month in months:
-                batch = source_con.execute(
-                    f'SELECT * FROM {view} WHERE "{partition_column}" >= ? AND "{partition_column}" < ? '
-                    f'ORDER BY "{partition_column}"', [month, month + "~"]).arrow()
-                if hasattr(batch, "read_all"):
-                    batch = batch.read_all()
-                col = batch.column(partition_column).to_pylist()
-                present: set[str] = set()
-                start = 0
-                for i in range(1, len(col) + 1):
-                    if i == len(col) or col[i] != col[start]:
-                        futures.append(pool.submit(write_day, col[start], batch.slice(start, i - start)))
-                        present.add(col[start])
-                        start = i
-                for day in [d for d in days if d.startswith(month) and d not in present]:
-                    (root / f"day={day}" / "part.parquet").unlink(missing_ok=True)
-            for f in futures:
-                f.result()
+        with self.lock:
+            if table not in PARQUET_BACKED:
+                source_con.execute(f"ATTACH '{self.db_path}' AS wh")
+                try:
+                    source_con.execute(f'CREATE TABLE IF NOT EXISTS wh."{table}" AS SELECT * FROM {view} LIMIT 0')
+                    source_con.execute("BEGIN")
+                    source_con.execute("CREATE OR REPLACE TEMP TABLE _days AS SELECT unnest(?::VARCHAR[]) AS d", [days])
+                    source_con.execute(f'DELETE FROM wh."{table}" WHERE "{partition_column}" IN (SELECT d FROM _days)')
+                    source_con.execute(f'INSERT INTO wh."{table}" BY NAME SELECT * FROM {view} '
+                                       f'WHERE "{partition_column}" IN (SELECT d FROM _days)')
+                    source_con.execute("COMMIT")
+                finally:
+                    source_con.execute("DETACH wh")
+            to_write = [d for d in days if d not in day_files]
+            staging = root / f".staging.{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            written: dict[str, int] = {}
+            if to_write:
+                source_con.execute("CREATE OR REPLACE TEMP TABLE _write_days AS SELECT unnest(?::VARCHAR[]) AS d",
+                                   [to_write])
+                written = write_day_files(source_con, f'SELECT * FROM {view} WHERE "{partition_column}" IN '
+                                          "(SELECT d FROM _write_days)", partition_column, staging)
+            rows = 0
+            try:
+                for day in days:
+                    target = root / f"day={day}" / "part.parquet"
+                    if day in day_files:
+                        source, count = day_files[day]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = target.with_name(f".part.{os.getpid()}.tmp")
+                        tmp.unlink(missing_ok=True)
+                        try:
+                            os.link(source, tmp)
+                        except OSError:  # another file system, or links not allowed
+                            shutil.copyfile(source, tmp)
+                        os.replace(tmp, target)
+                        rows += count
+                    elif day in written:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(staging / f"day={day}" / "part.parquet", target)
+                        rows += written[day]
+                    else:  # the day has no rows any more
+                        target.unlink(missing_ok=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        with self.connect():
+            pass  # makes the view of a Parquet-backed table
         return rows
 
     @staticmethod
@@ -181,3 +224,62 @@ class Warehouse:
             if self.db_path.exists():
                 self.db_path.unlink()
         shutil.rmtree(self.parquet_root, ignore_errors=True)
+
+
+
+#: columns few enough in values to dictionary-encode, and the ones worth statistics (lookups)
+DICTIONARY_COLUMNS = ("subreddit", "author", "flair", "source", "status", "base_version", "post_date")
+STATISTICS_COLUMNS = ("post_id", "post_date", "created_utc")
+
+
+def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str, out_dir: Path, *,
+                    chunk_rows: int = 400_000) -> dict[str, int]:
+    """Write the rows of ``select_sql`` as one Parquet file per value of ``column`` (a date),
+    ``out_dir/day=D/part.parquet``. Returns day -> rows.
+
+    The rows are read a range of months at a time (ranges of about ``chunk_rows`` rows, from a
+    count per month), sorted by day and cut into files written on two threads while the next
+    range is read; memory stays flat however many days there are."""
+    import pyarrow.parquet as pq
+
+    per_month = con.execute(f'SELECT left("{column}", 7) AS m, count(*) FROM ({select_sql}) '
+                            f'WHERE "{column}" IS NOT NULL GROUP BY m ORDER BY m').fetchall()
+    ranges: list[tuple[str, str]] = []
+    size = 0
+    for month, n in per_month:
+        if ranges and size + n <= chunk_rows:
+            ranges[-1] = (ranges[-1][0], month)
+            size += n
+        else:
+            ranges.append((month, month))
+            size = n
+    counts: dict[str, int] = {}
+
+    def write(day: str, rows) -> None:
+        target = out_dir / f"day={day}" / "part.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        names = set(rows.schema.names)
+        # Thousands of small files: per-file work (dictionaries, statistics) is most of the cost.
+        pq.write_table(rows, target, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in names],
+                       write_statistics=[c for c in STATISTICS_COLUMNS if c in names])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: list = []
+        for first, last in ranges:
+            batch = con.execute(f'SELECT * FROM ({select_sql}) WHERE "{column}" >= ? AND "{column}" < ? '
+                                f'ORDER BY "{column}"', [first, last + "~"]).arrow()
+            if hasattr(batch, "read_all"):
+                batch = batch.read_all()
+            for f in pending:  # one range in flight: memory holds at most two
+                f.result()
+            pending = []
+            days = batch.column(column).to_pylist()
+            start = 0
+            for i in range(1, len(days) + 1):
+                if i == len(days) or days[i] != days[start]:
+                    pending.append(pool.submit(write, days[start], batch.slice(start, i - start)))
+                    counts[days[start]] = i - start
+                    start = i
+        for f in pending:
+            f.result()
+    return counts

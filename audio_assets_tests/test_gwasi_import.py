@@ -178,3 +178,96 @@ def test_a_network_error_mid_walk_is_not_taken_for_the_end(tmp_path):
     with pytest.raises(FetchError, match="503"):
         gwasi_import.prepare_snapshot(site, tmp_path / "gwasi", "https://gwasi.com")
     assert not list((tmp_path / "gwasi").glob("snapshot_*"))  # nothing half-staged
+
+
+def _rows_by_day(df) -> dict[str, list[tuple]]:
+    out: dict[str, list[tuple]] = {}
+    for r in df.iter_rows(named=True):
+        out.setdefault(r["post_date"], []).append(tuple(sorted((k, repr(v)) for k, v in r.items())))
+    return {d: sorted(rows) for d, rows in out.items()}
+
+
+def test_an_import_gives_the_same_days_as_daily_runs(tmp_path):
+    """The import links staged day files into gwasi_index and overlays only the days the delta
+    touches; every day must equal what a daily run builds for it from the same snapshot."""
+    from audio_assets.layers import sources
+
+    base = [_entry(f"p{i}", i % 4, score=i) for i in range(40)]
+    base += [["bad", "g", "a", "", "t", T + 86400, "many", 1],  # invalid, dated: lands on its day
+             ["nodate", "g"], {"not": "a list"},  # invalid, undated; the object forces the JSON reader
+             _entry("p3", 3, score=777)]  # a duplicate in the later shard: it wins
+    delta = [_entry("p5", 1, score=50, title="[F4M] edited"), _entry("fresh", 6)]
+    _write_dump(tmp_path / "dump", base, delta, removed=["p7"], fills={"p1": ["p9"]})
+    wh = Warehouse(tmp_path / "data")
+    result = gwasi_import.import_dump(tmp_path / "dump", wh, tmp_path / "data" / "gwasi")
+    assert result.staged["invalid"] == 3 and result.staged["duplicates"] == 1
+    snap = gwasi_import.snapshot_dir(tmp_path / "data" / "gwasi", "abcdef1234")
+    delta_doc = json.loads((tmp_path / "dump" / "delta.json").read_text())
+    imported = _rows_by_day(wh.read("gwasi_index"))
+    daily = _rows_by_day(sources.build_gwasi_index(snap, delta_doc, result.days))
+    assert imported == daily
+    rows = {r[0]: r for r in wh.query("SELECT post_id, status, error, score, fill_of, post_date FROM gwasi_index")}
+    assert rows["bad"][1] == "invalid" and "score many is not a number" in rows["bad"][2]
+    assert rows["bad"][5] == "2025-08-02"
+    assert rows["p3"][3] == 777 and rows["p5"][3] == 50 and rows["p9"][4] == "p1" and "p7" not in rows
+    # days the delta leaves alone are the staged files themselves, not copies
+    untouched = gwasi_import.day_file(snap, "2025-08-01")
+    assert (wh.parquet_root / "gwasi_index" / "day=2025-08-01" / "part.parquet").stat().st_ino == untouched.stat().st_ino
+    touched = gwasi_import.day_file(snap, "2025-08-02")  # p5 edited, p7 removed, p9 filled
+    assert (wh.parquet_root / "gwasi_index" / "day=2025-08-02" / "part.parquet").stat().st_ino != touched.stat().st_ino
+
+
+def test_the_fast_reader_and_the_json_reader_agree(tmp_path, monkeypatch):
+    """Clean shards are read as text lists; a shard with an entry that is not a list is read as
+    JSON. The same entries must decode to the same rows either way."""
+    entries = [["abc1", "gonewildaudio", "Héllo", "", "t \u202e \U0001F49C", 1660971997.7, "7", "12.5"],
+               ["ABC2", "gonewildaudio", None, None, None, "1660971997", None, None, None],
+               ["abc3", "g", "a", "OC", "t", 1660971997, 3, -12.5, "u/x extra"],
+               ["abc4", "g", {"x": 1}, "", "t", 1660971997, 1, 1], ["abc5", "g", "a", "", "t", 1e9, 0, 0, ""]]
+    readers: list[bool] = []
+    real = gwasi_import._read_shards
+    monkeypatch.setattr(gwasi_import, "_read_shards",
+                        lambda paths, *, text_lists: readers.append(text_lists) or real(paths, text_lists=text_lists))
+    snaps, used = {}, {}
+    for name, extra in (("fast", []), ("json", [{"not": "a list"}])):
+        readers.clear()
+        _write_dump(tmp_path / name, entries + extra, [], version=f"{name}0000001"[:10])
+        layout = gwasi_import.find_dump(tmp_path / name)
+        gwasi_import.stage_base(layout, tmp_path / f"snap_{name}", now=NOW)
+        con = gwasi_import.connect()
+        snaps[name] = con.execute(
+            f"SELECT * EXCLUDE (base_version) FROM {gwasi_import.snapshot_relation(tmp_path / f'snap_{name}')} "
+            "WHERE status = 'ok' ORDER BY post_id").fetchall()
+        used[name] = list(readers)
+    # a batch that fails the fast read is split: the clean shard stays fast, the other is read as JSON
+    assert used == {"fast": [True], "json": [True, True, True, False]}
+    assert snaps["fast"] == snaps["json"] and len(snaps["fast"]) == len(entries)
+
+
+def test_gwasi_index_is_a_view_over_its_day_files(tmp_path):
+    """gwasi_index is stored once, as its day files; warehouse.duckdb holds a view over them
+    (replacing a table of that name left by an older layout)."""
+    import polars as pl
+
+    wh = Warehouse(tmp_path / "data")
+    with wh.connect() as con:
+        con.execute("CREATE TABLE gwasi_index AS SELECT 'old' AS post_id")
+    df = pl.DataFrame({"post_id": ["a", "b"], "post_date": ["2025-08-01", "2025-08-02"], "status": ["ok", "ok"]})
+    wh.replace_partitions("gwasi_index", df, partition_column="post_date", partitions=["2025-08-01", "2025-08-02"])
+    assert wh.query("SELECT table_type FROM information_schema.tables WHERE table_name = 'gwasi_index'") == [("VIEW",)]
+    assert sorted(wh.query("SELECT post_id FROM gwasi_index")) == [("a",), ("b",)]
+    wh.replace_partitions("gwasi_index", df.clear(), partition_column="post_date", partitions=["2025-08-02"])
+    assert sorted(wh.query("SELECT post_id FROM gwasi_index")) == [("a",)]
+
+
+def test_a_snapshot_staged_by_an_older_layout_is_staged_again(tmp_path):
+    snap = tmp_path / "snapshot_x"
+    snap.mkdir()
+    (snap / "_SUCCESS").write_text(json.dumps({"version": "x", "entries": 1}))
+    assert not gwasi_import.snapshot_ready(snap)
+
+
+def test_the_staged_shape_is_the_gwasi_index_schema():
+    from audio_assets.layers.sources import GWASI_SCHEMA
+
+    assert list(gwasi_import.INDEX_COLUMNS) == list(GWASI_SCHEMA)

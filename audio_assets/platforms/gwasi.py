@@ -57,7 +57,7 @@ class GwasiEntry:
     duration_s: float | None
     script_words: int | None
     extra: str | None
-    raw: str
+    raw: str | None  # the entry's JSON text, kept for invalid entries (the decoded columns hold a valid one)
     source: str  # "base" or "delta"
     status: str  # "ok" or "invalid"
     error: str | None
@@ -66,10 +66,11 @@ class GwasiEntry:
         return {c: getattr(self, c) for c in GWASI_COLUMNS}
 
 
-def _invalid(raw: object, source: str, error: str, post_id: str | None = None) -> GwasiEntry:
+def _invalid(raw: object, source: str, error: str, post_id: str | None = None,
+             post_date: str | None = None) -> GwasiEntry:
     return GwasiEntry(
         post_id=post_id, subreddit=None, author=None, flair=None, title=None, created_utc=None,
-        post_date=None, score=None, length=None, duration_s=None, script_words=None, extra=None,
+        post_date=post_date, score=None, length=None, duration_s=None, script_words=None, extra=None,
         raw=json.dumps(raw, ensure_ascii=False, default=str)[:10_000], source=source, status="invalid",
         error=error,
     )
@@ -99,32 +100,44 @@ def _number(value: object) -> float | None:
     return None
 
 
+def _date_hint(raw: list, now: float) -> str | None:
+    """The post date of an entry whose 6th field is a usable timestamp (so an invalid entry
+    still lands in its day's partition, with its error)."""
+    created = _number(raw[5]) if len(raw) >= 6 else None
+    if created is None or not math.isfinite(created) or created <= 0 or created > now + FUTURE_TOLERANCE_S:
+        return None
+    return datetime.fromtimestamp(int(created), UTC).date().isoformat()
+
+
 def parse_entry(raw: object, *, source: str = "base", now: float | None = None) -> GwasiEntry:
-    """Decode one positional GWASI entry. Never raises: a bad entry gets status 'invalid'."""
+    """Decode one positional GWASI entry. Never raises: a bad entry gets status 'invalid' (and
+    its post date when its timestamp is usable)."""
     if not isinstance(raw, list):
         return _invalid(raw, source, f"entry is a {type(raw).__name__}, expected a list")
+    now = datetime.now(UTC).timestamp() if now is None else now
+    day = _date_hint(raw, now)
     if len(raw) < 7 or len(raw) > 9:
-        pid = raw[0] if raw and isinstance(raw[0], str) else None
-        return _invalid(raw, source, f"entry has {len(raw)} fields, expected 7 to 9", pid)
+        pid = str(raw[0]) if raw and isinstance(raw[0], str | int) and not isinstance(raw[0], bool) else None
+        pid = pid.lower() if pid and pid.isascii() and pid.isalnum() and len(pid) <= 12 else None
+        return _invalid(raw, source, f"entry has {len(raw)} fields, expected 7 to 9", pid, day)
     post_id, subreddit, author, flair, title, created, score = raw[:7]
     length = raw[7] if len(raw) >= 8 else None
     extra = raw[8] if len(raw) == 9 else None
     if isinstance(post_id, int) and not isinstance(post_id, bool):
         post_id = str(post_id)
     if not isinstance(post_id, str) or not post_id.isascii() or not post_id.isalnum() or len(post_id) > 12:
-        return _invalid(raw, source, f"post id {post_id!r} is not a base36 Reddit id")
+        return _invalid(raw, source, f"post id {post_id!r} is not a base36 Reddit id", None, day)
     post_id = post_id.lower()
     created = _number(created)
     if created is None or not math.isfinite(created):
         return _invalid(raw, source, f"created_utc {raw[5]!r} is not a number", post_id)
-    now = datetime.now(UTC).timestamp() if now is None else now
     if created <= 0 or created > now + FUTURE_TOLERANCE_S:
         return _invalid(raw, source, f"created_utc {raw[5]!r} is outside 1970..now", post_id)
     if score is not None and _number(score) is None:
-        return _invalid(raw, source, f"score {score!r} is not a number", post_id)
+        return _invalid(raw, source, f"score {score!r} is not a number", post_id, day)
     score = _number(score)
     if length is not None and (_number(length) is None or not math.isfinite(_number(length))):
-        return _invalid(raw, source, f"length {length!r} is not a number", post_id)
+        return _invalid(raw, source, f"length {length!r} is not a number", post_id, day)
     length = _number(length)
     duration_s = script_words = None
     if length is not None and length > 0:
@@ -145,7 +158,7 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
         duration_s=duration_s,
         script_words=script_words,
         extra=_opt_str(extra) or None,
-        raw=json.dumps(raw, ensure_ascii=False)[:10_000],
+        raw=None,
         source=source,
         status="ok",
         error=None,
