@@ -487,7 +487,11 @@ class StashEmulator:
         self.mutation_count = 0
         self.operations: list[tuple[str, str]] = []
         self._fail_http: list[int] = []
-        self._fail_graphql: list[str] = []
+        self._fail_http_always: int | None = None
+        self._fail_graphql: list[tuple[str, str | None]] = []
+        #: called as ``after_mutation(mutation_count, operation_name)`` once a mutation has run and
+        #: before it is answered (a test pauses, revokes the key or starts failing there)
+        self.after_mutation: Callable[[int, str], None] | None = None
 
         self.started_at = _now()
         self.schema = self._build_schema()
@@ -561,13 +565,30 @@ class StashEmulator:
 
     # ------------------------------------------------------------------ test hooks
 
-    def fail_next_requests(self, status: int = 500, count: int = 1) -> None:
+    def fail_next_requests(self, status: int = 500, count: int | None = 1) -> None:
+        """Answer the next ``count`` requests with HTTP ``status`` (every request until
+        clear_faults() when ``count`` is None), before authentication or execution."""
         with self._lock:
-            self._fail_http.extend([status] * count)
+            if count is None:
+                self._fail_http_always = status
+            else:
+                self._fail_http.extend([status] * count)
 
-    def graphql_error_next(self, message: str = "injected error", count: int = 1) -> None:
+    def graphql_error_next(self, message: str = "injected error", count: int = 1,
+                           operation: str | None = None) -> None:
+        """Answer the next ``count`` requests (of ``operation`` only, when given) with a GraphQL
+        error ``message`` (HTTP 200, no data), without executing them."""
         with self._lock:
-            self._fail_graphql.extend([message] * count)
+            self._fail_graphql.extend([(message, operation)] * count)
+
+    def clear_faults(self) -> None:
+        """Back to a healthy server: no injected answers, scans run (a hung scan goes on)."""
+        with self._lock:
+            self._fail_http.clear()
+            self._fail_http_always = None
+            self._fail_graphql.clear()
+            self.after_mutation = None
+            self.scan_mode = "normal"
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -713,7 +734,7 @@ class StashEmulator:
             self.operations.append(
                 (op_type, op_name or (operation.name.value if operation and operation.name else ""))
             )
-            injected_status = self._fail_http.pop(0) if self._fail_http else None
+            injected_status = self._fail_http.pop(0) if self._fail_http else self._fail_http_always
 
         if injected_status is not None:
             h.send_text(injected_status, f"injected HTTP {injected_status}\n")
@@ -728,7 +749,12 @@ class StashEmulator:
             h.send_json(400, {"errors": [{"message": body_error}], "data": None})
             return
         with self._lock:
-            injected_error = self._fail_graphql.pop(0) if self._fail_graphql else None
+            injected_error = None
+            for i, (message, only) in enumerate(self._fail_graphql):
+                if only is None or only == op_name:
+                    injected_error = message
+                    del self._fail_graphql[i]
+                    break
         if injected_error is not None:
             path = []
             if operation is not None and operation.selection_set.selections:
@@ -757,6 +783,9 @@ class StashEmulator:
             return
 
         status, payload = self.execute_document(document, variables, op_name, operation)
+        hook = self.after_mutation
+        if hook is not None and operation.operation == OperationType.MUTATION and status == 200:
+            hook(self.mutation_count, op_name or "")
         h.send_json(status, payload)
 
     def execute_document(self, document, variables, op_name, operation) -> tuple[int, dict]:
@@ -1536,9 +1565,12 @@ class StashEmulator:
                 job["progress"] = 0.0
                 mode = self.scan_mode
             try:
-                if mode == "hang":
-                    self._stop.wait()
-                    return
+                if mode == "hang":  # stuck until the mode changes (then it goes on) or the server stops
+                    while self.scan_mode == "hang" and not self._stop.wait(0.05):
+                        pass
+                    if self._stop.is_set():
+                        return
+                    mode = self.scan_mode
                 if mode == "fail":
                     raise RuntimeError("scan failed: injected failure")
                 self._run_scan(job)
