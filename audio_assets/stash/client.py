@@ -3,13 +3,15 @@
 Every document lives as a .graphql file in ``operations/`` (validated against the real
 Stash schema by ``../shared/tools/check-stash-ops``). GraphQL errors raise StashError
 with the operation's name; nothing is swallowed. The ApiKey header is sent only when a
-key is set (a non-empty wrong key is a 401 even on an open server)."""
+key is set (a non-empty wrong key is a 401 even on an open server). No message carries
+the key, or credentials written into STASH_URL."""
 
 from __future__ import annotations
 
 import functools
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from graphql import OperationDefinitionNode, parse
@@ -18,10 +20,32 @@ OPERATIONS_DIR = Path(__file__).with_name("operations")
 
 
 class StashError(RuntimeError):
-    def __init__(self, operation: str, message: str, *, status: int | None = None):
+    """A Stash request that did not do its job. ``kind`` says what a sync does about it:
+
+    - ``auth``: the API key is missing, wrong or lacks rights (nothing more can be done: stop);
+    - ``unavailable``: Stash cannot be reached or answers server errors (stop once Stash stops
+      answering even reads);
+    - ``rejected``: Stash refused this one request (a GraphQL error): the scene it was for fails;
+    - ``job``: a scan job failed or did not finish: the files it was to add fail."""
+
+    def __init__(self, operation: str, message: str, *, status: int | None = None, kind: str = "rejected"):
         super().__init__(f"Stash {operation}: {message}")
         self.operation = operation
         self.status = status
+        self.kind = kind
+
+    @property
+    def fatal(self) -> bool:
+        return self.kind in ("auth", "unavailable")
+
+
+def display_url(url: str) -> str:
+    """``url`` without user info or query (where credentials could hide), for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?")[0]
 
 
 @functools.cache
@@ -42,6 +66,8 @@ class StashClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
             headers["ApiKey"] = api_key
+        self.sends_key = bool(api_key)
+        self.shown_url = display_url(url)
         self._http = httpx.Client(timeout=timeout, headers=headers)
         self.retries = retries
         self.requests = 0
@@ -61,13 +87,20 @@ class StashClient:
                 if attempt < self.retries and not is_mutation:
                     time.sleep(0.5 * 2**attempt)
                     continue
-                raise StashError(operation, f"cannot reach Stash at {self.url}: {type(exc).__name__}: {exc}") from None
-            if response.status_code == 401:
-                raise StashError(operation, "401 Unauthorized: set STASH_API_KEY to the key from Stash's "
-                                 "Settings > Security (and send none if Stash has no credentials)", status=401)
+                raise StashError(operation, f"cannot reach Stash at {self.shown_url} ({type(exc).__name__}"
+                                 f"{': ' + str(exc) if str(exc) else ''}): is Stash running, and is STASH_URL its "
+                                 "GraphQL endpoint?", kind="unavailable") from None
+            if response.status_code in (401, 403):
+                raise StashError(operation, self._auth_advice(response.status_code), status=response.status_code,
+                                 kind="auth")
             if response.status_code >= 500 and attempt < self.retries and not is_mutation:
                 time.sleep(0.5 * 2**attempt)
                 continue
+            if response.status_code >= 500:
+                tries = "" if is_mutation else f" {attempt + 1} times"
+                raise StashError(operation, f"Stash at {self.shown_url} answered HTTP {response.status_code} (a "
+                                 f"server error){tries}: {response.text[:200].strip()}; see Stash's log (Settings > "
+                                 "Logs) and re-run once it is healthy", status=response.status_code, kind="unavailable")
             if response.status_code == 422:  # gqlgen: the document or its variables did not validate
                 try:
                     errors = response.json().get("errors") or []
@@ -84,7 +117,19 @@ class StashClient:
                 messages = "; ".join(e.get("message", str(e)) for e in body["errors"])
                 raise StashError(operation, messages)
             return body.get("data") or {}
-        raise StashError(operation, "gave up after retries")
+        raise StashError(operation, "gave up after retries", kind="unavailable")
+
+    def _auth_advice(self, status: int) -> str:
+        where = f"Stash at {self.shown_url}"
+        if status == 403:
+            return (f"{where} answered 403 Forbidden: the API key in STASH_API_KEY may not do this; use the key "
+                    "of an account with full rights (Stash > Settings > Security > API Key)")
+        if self.sends_key:
+            return (f"{where} refused the API key in STASH_API_KEY (401 Unauthorized): it is wrong or was "
+                    "regenerated; copy the current key from Stash > Settings > Security > API Key into "
+                    "STASH_API_KEY (or unset it if this Stash has no credentials)")
+        return (f"{where} asks for an API key (401 Unauthorized): set STASH_API_KEY to the key from "
+                "Stash > Settings > Security > API Key")
 
     def close(self) -> None:
         self._http.close()
@@ -118,10 +163,12 @@ class StashClient:
             if job is None:
                 return None
             if job["status"] == "FAILED":
-                raise StashError("MetadataScan", f"scan job {job_id} failed: {job.get('error') or 'no reason given'}")
+                raise StashError("MetadataScan", f"scan job {job_id} failed: {job.get('error') or 'no reason given'}; "
+                                 "see Stash's log (Settings > Logs)", kind="job")
             if job["status"] in ("FINISHED", "CANCELLED"):
                 return job
             if time.monotonic() > deadline:
-                raise StashError("MetadataScan", f"scan job {job_id} did not finish within {timeout_s:.0f}s "
-                                 f"(status {job['status']}); check Stash's task queue")
+                raise StashError("MetadataScan", f"scan job {job_id} did not finish within {timeout_s:g}s "
+                                 f"(still {job['status']}); check Stash's task queue (Settings > Tasks), and raise "
+                                 "AUDIO_ASSETS_STASH_SCAN_TIMEOUT if big scans need longer", kind="job")
             time.sleep(poll_s)
