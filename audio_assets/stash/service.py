@@ -15,6 +15,7 @@ from audio_assets.stash.client import StashClient
 from audio_assets.stash.sync import (
     CHANGE_SCHEMA,
     StashSync,
+    SyncAborted,
     changes_frame,
     desired_scenes,
     plan_markdown,
@@ -41,6 +42,15 @@ def overwrite_user_edits(env: dict | None = None) -> bool:
     return ((os.environ if env is None else env).get("AUDIO_ASSETS_STASH_OVERWRITE_EDITS") or "") in ("1", "true", "yes")
 
 
+def scan_timeout_s(env: dict | None = None) -> float:
+    """``AUDIO_ASSETS_STASH_SCAN_TIMEOUT``: seconds to wait for Stash's scan job (default 600)."""
+    value = ((os.environ if env is None else env).get("AUDIO_ASSETS_STASH_SCAN_TIMEOUT") or "").strip()
+    try:
+        return float(value) if value else 600.0
+    except ValueError:
+        raise ValueError(f"AUDIO_ASSETS_STASH_SCAN_TIMEOUT={value!r} is not a number of seconds") from None
+
+
 def _frame(df: pl.DataFrame | None, schema: dict) -> pl.DataFrame:
     return df if df is not None else pl.DataFrame(schema=schema)
 
@@ -49,7 +59,8 @@ def sync_days(settings: Settings, wh: Warehouse, client: StashClient, days: list
               dry_run: bool = False) -> SyncOutcome:
     """Sync the rendered videos of ``days`` (all when None). With ``dry_run`` nothing is written
     anywhere: the outcome's changes are the plan. Otherwise the sync state (stash_scenes) and the
-    change log (stash_changes, for rollback) are written."""
+    change log (stash_changes, for rollback) are written, also when the sync stops part-way
+    (SyncAborted: Stash refused the key or stopped answering), before the error is raised."""
     days = days if days is not None else wh.days("rendered_videos")
     rel = _frame(wh.read("releases"), releases_layer.RELEASE_SCHEMA)
     var = _frame(wh.read("release_variants"), releases_layer.VARIANT_SCHEMA)
@@ -62,8 +73,15 @@ def sync_days(settings: Settings, wh: Warehouse, client: StashClient, days: list
     sync = StashSync(client, library_root=settings.stash_library_path or str(settings.videos_dir.resolve()),
                      dry_run=dry_run, overwrite_user_edits=overwrite_user_edits(),
                      previous=previous.to_dicts() if previous is not None and "written" in previous.columns else None,
-                     data_root=settings.data_root)
-    rows = sync.run(wants)
+                     data_root=settings.data_root, scan_timeout_s=scan_timeout_s())
+    try:
+        rows = sync.run(wants)
+    except SyncAborted as exc:
+        if not dry_run:  # what was written is kept on record: the state, and the changes for rollback
+            wh.replace_partitions("stash_scenes", sync_frame(exc.rows), partition_column="release_date",
+                                  partitions=days)
+            record_changes(wh, run_id, sync.changes)
+        raise
     if not dry_run:
         wh.replace_partitions("stash_scenes", sync_frame(rows), partition_column="release_date", partitions=days)
         record_changes(wh, run_id, sync.changes)

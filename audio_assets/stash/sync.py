@@ -177,6 +177,7 @@ class StashSync:
         self.overwrite_user_edits = overwrite_user_edits
         # what the last sync wrote, per variant: a field whose Stash value differs was edited by hand
         self.previous = {r["variant_id"]: json.loads(r["written"]) for r in (previous or []) if r.get("written")}
+        self.previous_rows = {r["variant_id"]: r for r in previous or []}
         self.changes: list[dict] = []  # every write, with its old value (the plan, when dry_run)
 
     def _log(self, kind: str, stash_id: str | None, action: str, field: str | None = None, old=None, new=None,
@@ -253,12 +254,56 @@ class StashSync:
         return created["id"]
 
     def run(self, wants: list[SceneWant]) -> list[dict]:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        """One row per wanted scene. A problem with one scene (Stash rejects a write, a scan job
+        fails or never finishes) marks the rows it concerns and the sync goes on. When Stash
+        refuses the API key or stops answering, the sync stops: SyncAborted carries the rows so far,
+        the rest marked not attempted (their previous sync state kept)."""
+        rows: list[dict] = []
+        try:
+            self._run(wants, rows)
+        except StashError as exc:
+            done = {r["variant_id"] for r in rows}
+            rest = [self._not_attempted(w, exc) for w in wants if w.variant_id not in done]
+            raise SyncAborted(exc, rows + rest, synced=sum(r["status"] == "ok" for r in rows), total=len(wants)) from exc
+        return rows
+
+    def _row(self, w: SceneWant) -> dict:
+        return {"release_id": w.release_id, "variant_id": w.variant_id, "release_date": w.release_date,
+                "video_path": w.video_path, "stash_path": w.stash_path, "desired_hash": w.digest(),
+                "synced_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+    def _kept_state(self, w: SceneWant) -> dict:
+        """What the last sync recorded for this scene (ids, what it wrote): a scene this sync could not
+        update still holds it, and edits made in Stash are still recognised next time."""
+        prev = self.previous_rows.get(w.variant_id) or {}
+        return {k: prev.get(k) for k in ("scene_id", "group_id", "performer_ids", "tag_ids", "studio_id", "written")}
+
+    def _not_attempted(self, w: SceneWant, exc: StashError) -> dict:
+        return {**self._row(w), **self._kept_state(w), "action": "not attempted", "status": "error",
+                "error": f"{w.stash_path} (release {w.release_id}): not synced, the sync stopped before it: {exc}"}
+
+    def _still_down(self, exc: StashError) -> StashError | None:
+        """After a server error on a write: None when Stash answers a status check (the write's own
+        problem), else the error to stop the sync with."""
+        try:
+            self.client.version()
+        except StashError as probe:
+            if probe.kind == "auth":
+                return probe
+            what = f"answered HTTP {exc.status} (a server error)" if exc.status else "could not be reached"
+            then = f"HTTP {probe.status}" if probe.status else "no answer"
+            return StashError(exc.operation, f"Stash at {self.client.shown_url} {what}, and a status check right "
+                              f"after failed too ({then}, {self.client.retries + 1} tries); see Stash's log "
+                              "(Settings > Logs) and re-run once it is healthy", status=exc.status, kind=exc.kind)
+        return None
+
+    def _run(self, wants: list[SceneWant], rows: list[dict]) -> None:
         if not wants:
-            return []
+            return
         prefix = self.library_root or _common_prefix([w.stash_path for w in wants])
         scenes = self._scenes_by_path(prefix)
         missing = [w.stash_path for w in wants if w.stash_path not in scenes]
+        scan_error: StashError | None = None
         if missing and self.dry_run:
             for path in sorted(missing):
                 self._log("scene", None, "scan", "path", None, path, path)
@@ -266,22 +311,29 @@ class StashSync:
                                 "urls": [], "performers": [], "tags": [], "studio": None, "groups": []}
         elif missing:
             before = {s["id"] for s in scenes.values()}
-            job_id = self.client.execute("MetadataScan", {"input": {"paths": sorted(missing)}})["metadataScan"]
-            self.client.wait_for_job(job_id, timeout_s=self.scan_timeout_s)
+            try:
+                job_id = self.client.execute("MetadataScan", {"input": {"paths": sorted(missing)}})["metadataScan"]
+                self.client.wait_for_job(job_id, timeout_s=self.scan_timeout_s)
+            except StashError as exc:
+                if exc.fatal:
+                    raise
+                scan_error = exc  # the files it did not add fail below; the scenes Stash holds still sync
             scenes = self._scenes_by_path(prefix)
             for path, scene in sorted(scenes.items()):
                 if scene["id"] not in before and path in missing:
                     self._log("scene", scene["id"], "scan", "path", None, path, path)
         self._load()
-        rows = []
         for w in wants:
-            row = {"release_id": w.release_id, "variant_id": w.variant_id, "release_date": w.release_date,
-                   "video_path": w.video_path, "stash_path": w.stash_path, "desired_hash": w.digest(), "synced_at": now}
+            row = self._row(w)
             scene = scenes.get(w.stash_path)
             if scene is None:
-                rows.append({**row, "action": "missing", "status": "error",
-                             "error": f"Stash did not create a scene for {w.stash_path} after scanning: is that path "
-                                      "inside a Stash library folder? Set STASH_LIBRARY_PATH to the videos folder as Stash sees it"})
+                if scan_error is not None:
+                    error = (f"{w.stash_path} (release {w.release_id}) is not in Stash: {scan_error}; the next run "
+                             "scans it again")
+                else:
+                    error = (f"Stash did not create a scene for {w.stash_path} after scanning: is that path inside a "
+                             "Stash library folder? Set STASH_LIBRARY_PATH to the videos folder as Stash sees it")
+                rows.append({**row, **self._kept_state(w), "action": "missing", "status": "error", "error": error})
                 continue
             try:
                 perf_ids = [self._performer_id(p) for p in w.performers]
@@ -322,8 +374,25 @@ class StashSync:
                              "kept_fields": json.dumps(kept if not self.overwrite_user_edits else []),
                              "written": json.dumps(now_written, sort_keys=True), "status": "ok"})
             except StashError as exc:
-                rows.append({**row, "scene_id": scene["id"], "action": "failed", "status": "error", "error": str(exc)[:2000]})
-        return rows
+                rows.append({**row, **self._kept_state(w), "scene_id": scene["id"], "action": "failed",
+                             "status": "error",
+                             "error": (f"{w.stash_path} (release {w.release_id}): {exc}; the scene was not updated, "
+                                       "the next run tries again")[:2000]})
+                if exc.kind == "auth":
+                    raise  # Stash refuses the key: no other scene can sync
+                if exc.kind == "unavailable" and (down := self._still_down(exc)) is not None:
+                    raise down from exc  # Stash has stopped answering: no other scene can sync
+
+
+class SyncAborted(StashError):
+    """The sync stopped part-way; ``rows`` are every wanted scene's rows (done or not attempted)."""
+
+    def __init__(self, cause: StashError, rows: list[dict], *, synced: int, total: int):
+        message = str(cause).removeprefix(f"Stash {cause.operation}: ")
+        super().__init__(cause.operation, f"{message} [the sync stopped: {synced} of {total} scenes synced, the "
+                         "others are left as they were; a re-run finishes the job without creating anything twice]",
+                         status=cause.status, kind=cause.kind)
+        self.rows = rows
 
 
 def _norm(key: str, value):
