@@ -95,12 +95,21 @@ def _status_counts(df: pl.DataFrame) -> dict:
     return {str(k): int(v) for k, v in df.group_by("status").len().sort("status").iter_rows()}
 
 
+def _errors(df: pl.DataFrame, n: int = 10) -> dict:
+    """The first ``n`` errors of rows whose status is error, so the UI says what went wrong where."""
+    if not df.height or "status" not in df.columns or "error" not in df.columns:
+        return {}
+    errors = df.filter((pl.col("status") == "error") & pl.col("error").is_not_null()).get_column("error")
+    return {"errors": dg.MetadataValue.json(errors.head(n).to_list())} if errors.len() else {}
+
+
 def _result(df: pl.DataFrame, preview: list[str], **extra) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(df.height),
             "rows_by_status": dg.MetadataValue.json(_status_counts(df)),
             "preview": _md_preview(df, preview),
+            **_errors(df),
             **extra,
         }
     )
