@@ -125,6 +125,28 @@ def title_card(path: Path, *, title: str, performers: list[str], audience: str |
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(out: Path) -> int:
+    """Remove the temp files (``.<name>.<pid>.part``) that processes which died mid-write (killed,
+    crashed) left beside ``out``; a live process's temp file is left alone. Returns how many."""
+    removed, head = 0, f".{out.name}."  # names are compared, not globbed: titles hold [ and ]
+    for tmp in out.parent.iterdir() if out.parent.is_dir() else []:
+        pid = tmp.name[len(head):-len(".part")]
+        if tmp.name.startswith(head) and tmp.name.endswith(".part") and pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Path:
     """Encode the image once as a short h264 segment, one keyframe at its start (cached by content)."""
     digest = hashlib.sha256(image.read_bytes()).hexdigest()[:24]
@@ -132,6 +154,7 @@ def still_segment(image: Path, cache_dir: Path, *, size: int = VIDEO_SIZE) -> Pa
     if out.exists():
         return out
     cache_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
     # not a video extension: a library scan (Stash) must never pick up a half-written file
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     run_ffmpeg([
@@ -174,6 +197,7 @@ def render(audio: Path, image: Path, out: Path, *, cache_dir: Path, metadata: di
     segment = still_segment(image, cache_dir, size=size)
     copy_audio = info.audio_codec in MP4_COPYABLE_AUDIO
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)  # a render killed earlier left its temp file: it goes now
     # not a video extension: a library scan (Stash) must never pick up a half-written file
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     meta_args: list[str] = []
