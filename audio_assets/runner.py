@@ -2,10 +2,16 @@
 
 A date range runs as a single-run backfill (one run over the partition range, as the
 assets' backfill policy asks), then releases, then rendering and the Stash sync, all
-recorded in the Dagster instance so the UI shows the partitions as materialised."""
+recorded in the Dagster instance so the UI shows the partitions as materialised.
+
+Runs execute in this process, so nothing outside it notices when it dies (SIGKILL, a crash, the
+machine going down): each run is tagged with its process, and the next pipeline run marks runs
+whose process is gone as failed, so the UI and automation do not see them in progress forever."""
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 
 import dagster as dg
@@ -30,6 +36,10 @@ from audio_assets.definitions import (
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+PID_TAG = "audio_assets/pid"
+HOST_TAG = "audio_assets/host"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+              dg.DagsterRunStatus.CANCELING]
 SOURCE_ASSETS = [gwasi_index, patreon_posts, reddit_posts, post_analysis, audio_files, scripts, artwork]
 STASH_ASSETS = [rendered_videos, stash_scenes]
 
@@ -50,6 +60,7 @@ def _materialize(
     log_level: str = "INFO",
 ) -> dg.ExecuteInProcessResult:
     tags = {RANGE_START: first, RANGE_END: last} if first else {}
+    tags.update({PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
     return dg.materialize(
         [*ALL_ASSETS, *ALL_CHECKS],
         selection=selection,
@@ -59,6 +70,33 @@ def _materialize(
         raise_on_error=True,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark as failed the unfinished runs of this host whose process no longer exists (killed
+    mid-run). Returns their run ids."""
+    orphans = []
+    host = socket.gethostname()
+    for record in instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED, tags={HOST_TAG: host})):
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"the process running it (pid {pid} on {host}) ended without "
+                                   "finishing the run (killed or crashed); what it completed is kept, the next run "
+                                   "does the rest")
+        orphans.append(run.run_id)
+    return orphans
 
 
 def run_pipeline(
@@ -71,6 +109,8 @@ def run_pipeline(
 ) -> PipelineRun:
     def run(selection, first, last):
         return _materialize(selection, first, last, pipeline, instance, log_level)
+
+    fail_orphaned_runs(instance)
 
     runs = [
         run(
