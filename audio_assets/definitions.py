@@ -308,7 +308,9 @@ def releases(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> d
     old = wh.read("releases")
     previous_sigs = wh.read("release_inputs")
     rel, var, perf, sigs, stats = releases_layer.aggregate_incremental(
-        a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"), wh.read("gwasi_index"),
+        a, au, wh.read("scripts"), wh.read("artwork"), wh.read("reddit_posts"),
+        # aggregation reads only which offer a post fills: not the millions of rows of a full index
+        wh.query_frame("SELECT post_id, fill_of FROM gwasi_index WHERE fill_of IS NOT NULL ORDER BY post_id"),
         previous_releases=old, previous_variants=wh.read("release_variants"),
         previous_signatures=dict(previous_sigs.iter_rows()) if previous_sigs is not None else None,
     )
@@ -438,17 +440,11 @@ def stash_scenes(context: dg.AssetExecutionContext, pipeline: PipelineResource) 
 
 @dg.asset_check(asset=gwasi_index, description="No post id appears twice in the index.")
 def gwasi_no_duplicate_post_ids(pipeline: PipelineResource) -> dg.AssetCheckResult:
-    df = pipeline.warehouse().read("gwasi_index")
-    dups = (
-        0
-        if df is None
-        else df.filter(pl.col("post_id").is_not_null())
-        .group_by("post_id")
-        .len()
-        .filter(pl.col("len") > 1)
-        .height
-    )
-    invalid = 0 if df is None else df.filter(pl.col("status") != "ok").height
+    counts = pipeline.warehouse().query_frame(
+        "SELECT (SELECT count(*) FROM (SELECT post_id FROM gwasi_index WHERE post_id IS NOT NULL "
+        "GROUP BY post_id HAVING count(*) > 1)) AS dups, "
+        "(SELECT count(*) FROM gwasi_index WHERE status <> 'ok') AS invalid")
+    dups, invalid = (0, 0) if counts is None else counts.row(0)
     rejects = pipeline.warehouse().read("gwasi_rejects")
     return dg.AssetCheckResult(
         passed=dups == 0,

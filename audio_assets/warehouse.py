@@ -215,6 +215,14 @@ class Warehouse:
         root = self.parquet_root / table
         return sorted(p.parent.name.removeprefix("day=") for p in root.glob("day=*/part.parquet"))
 
+    def query_frame(self, sql: str, params: list | None = None) -> pl.DataFrame | None:
+        """A query's rows as a DataFrame; None when a table it reads was never written."""
+        with self.connect() as con:
+            try:
+                return con.execute(sql, params or []).pl()
+            except duckdb.CatalogException:
+                return None
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with self.connect() as con:
             return con.execute(sql, params or []).fetchall()

@@ -271,3 +271,23 @@ def test_the_staged_shape_is_the_gwasi_index_schema():
     from audio_assets.layers.sources import GWASI_SCHEMA
 
     assert list(gwasi_import.INDEX_COLUMNS) == list(GWASI_SCHEMA)
+
+
+def test_the_duplicate_check_reads_the_index_in_sql(tmp_path):
+    """The gwasi_index check counts duplicate ids and invalid rows with DuckDB over the day files
+    (never loading millions of rows); an id on two days fails it."""
+    import polars as pl
+
+    from audio_assets.definitions import PipelineResource, gwasi_no_duplicate_post_ids
+
+    wh = Warehouse(tmp_path / "data")
+    resource = PipelineResource(data_root=str(tmp_path / "data"))
+    frame = pl.DataFrame({"post_id": ["a", "b", None], "post_date": ["2025-08-01"] * 3,
+                          "status": ["ok", "ok", "invalid"]})
+    wh.replace_partitions("gwasi_index", frame, partition_column="post_date", partitions=["2025-08-01"])
+    result = gwasi_no_duplicate_post_ids(resource)
+    assert result.passed and result.metadata["invalid_entries"].value == 1
+    wh.replace_partitions("gwasi_index", frame.head(1).with_columns(post_date=pl.lit("2025-08-02")),
+                          partition_column="post_date", partitions=["2025-08-02"])
+    result = gwasi_no_duplicate_post_ids(resource)
+    assert not result.passed and result.metadata["duplicate_post_ids"].value == 1
