@@ -248,6 +248,7 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
     The rows are read a range of months at a time (ranges of about ``chunk_rows`` rows, from a
     count per month), sorted by day and cut into files written on two threads while the next
     range is read; memory stays flat however many days there are."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     per_month = con.execute(f'SELECT left("{column}", 7) AS m, count(*) FROM ({select_sql}) '
@@ -281,13 +282,12 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
             for f in pending:  # one range in flight: memory holds at most two
                 f.result()
             pending = []
-            days = batch.column(column).to_pylist()
-            start = 0
-            for i in range(1, len(days) + 1):
-                if i == len(days) or days[i] != days[start]:
-                    pending.append(pool.submit(write, days[start], batch.slice(start, i - start)))
-                    counts[days[start]] = i - start
-                    start = i
+            start = 0  # sorted by day: each day's rows are one slice
+            for run in pc.value_counts(batch.column(column)).to_pylist():
+                day, n = run["values"], run["counts"]
+                pending.append(pool.submit(write, day, batch.slice(start, n)))
+                counts[day] = n
+                start += n
         for f in pending:
             f.result()
     return counts
