@@ -98,10 +98,10 @@ def build_gwasi_rejects(snapshot: Path, delta: dict) -> pl.DataFrame:
     con = gwasi_import.connect()
     try:
         found: list[dict] = []
-        files = [str(f) for f in (snapshot / "undated.parquet", snapshot / "base.parquet") if f.exists()]
-        if files:
-            found += con.execute(f"SELECT post_id, source, raw, error FROM read_parquet({files!r}, "
-                                 "union_by_name = true) WHERE status <> 'ok' AND post_date IS NULL").pl().to_dicts()
+        undated = snapshot / "undated.parquet"  # written by gwasi_import's staging
+        if undated.exists():
+            found += con.execute(f"SELECT post_id, source, raw, error FROM read_parquet('{undated}') "
+                                 "WHERE status <> 'ok'").pl().to_dicts()
         found += [r for r in gwasi_import.decode_entries(con, delta.get("entries") or [], source="delta")
                   if r["status"] != "ok" and r["post_date"] is None]
     finally:
