@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 
 AUDIENCE_RE = re.compile(
     r"^(?:[FMTA]|NB|GF|GM|FF|MM|FM|MF|FFF|MMF|FFM|MFF|FFFF|NB)+4(?:[FMTA]|NB|FF|MM|FM|MF|ANY)+$", re.I
@@ -405,6 +406,11 @@ def _link_info(raw: str) -> tuple[str, str, bool, str]:
     info = _LINK_CACHE.get(raw)
     if info is not None:
         return info
+    return _new_link_info(raw)
+
+
+def _new_link_info(raw: str) -> tuple[str, str, bool, str]:
+    """_link_info of a URL not in the memo."""
     url, host, tail = _normalise_parts(raw)
     if host.startswith("www."):
         host = host[4:]
@@ -535,35 +541,32 @@ def _scan(text: str) -> tuple[list[tuple], str, str]:
     """Every link in a body, in order and deduplicated by URL; the body with each link replaced by
     its label (markdown) or a space (bare URL), for the credit rules; and that text in lower case.
 
-    A link is (start, end, label, url, platform, is_audio_page, path, variant, line start, end of the
-    link before it on its line (or the line start), start of the first link on its line)."""
+    A link is (start, end, label, url, platform, is_audio_page, path, variant); where a variant
+    could be named or a link is a Reddit one, it carries (line start, end of the link before it on
+    its line (or the line start), start of the first link on its line) too."""
     found: list[tuple] = []
     pieces: list[str] = []
     last = 0
-    line_start = -1
-    line_first = prev_end = 0
+    reddit = False
     cache = _LINK_CACHE
     for m in LINK_RE.finditer(text) if len(text) < _LONG else _link_matches_by_line(text):
         start, end = m.span()
-        label = m.group(1)
+        label, md_url, auto_url = m.groups()
         pieces.append(text[last:start])
         if label is None:
             pieces.append(" ")
-            url_raw = m.group(3) or m.group(0)
+            url_raw = auto_url or m.group(0)
         else:
             if "\\" in label:
                 label = unescape_markdown(label)
             label = label.strip() or None
             pieces.append(label if label and "://" not in label else " ")
-            url_raw = m.group(2)
+            url_raw = md_url
         last = end
-        ls = text.rfind("\n", 0, start) + 1
-        if ls != line_start:
-            line_start = prev_end = ls
-            line_first = start
-        url, platform, audio, path = cache.get(url_raw) or _link_info(url_raw)
-        found.append((start, end, label, url, platform, audio, path, None, ls, prev_end, line_first))
-        prev_end = end
+        url, platform, audio, path = cache.get(url_raw) or _new_link_info(url_raw)
+        if platform == "reddit":
+            reddit = True
+        found.append((start, end, label, url, platform, audio, path, None))
     if last:
         pieces.append(text[last:])
         plain = "".join(pieces)
@@ -573,6 +576,7 @@ def _scan(text: str) -> tuple[list[tuple], str, str]:
     if (".net/" in low or ".it/" in low or ".works/" in low) and _SCHEMELESS_RE.search(plain):
         found, plain = _with_schemeless(text, found)
         low = plain.lower()
+        reddit = any(link[4] == "reddit" for link in found)
     if not found:
         return found, plain, low
     if len(low) >= _LONG or (
@@ -585,7 +589,11 @@ def _scan(text: str) -> tuple[list[tuple], str, str]:
         or "part" in low
     ):  # else no word could name a variant
         found = _variants(text, found)
+    elif reddit:  # _is_reddit_script reads the words before a Reddit link on its line
+        found = _with_lines(text, found)
     if len(found) == 1:
+        return found, plain, low
+    if len(set(map(_URL_OF, found))) == len(found):
         return found, plain, low
     links: list[tuple] = []
     seen: set[str] = set()
@@ -596,23 +604,53 @@ def _scan(text: str) -> tuple[list[tuple], str, str]:
     return links, plain, low
 
 
+_URL_OF = itemgetter(3)
+
+
+def _with_lines(text: str, found: list[tuple]) -> list[tuple]:
+    """The links with (line start, end of the link before it on its line or the line start,
+    start of the first link on its line) appended."""
+    out = []
+    line_start = -1
+    line_first = prev_end = 0
+    for link in found:
+        start = link[0]
+        ls = text.rfind("\n", 0, start) + 1
+        if ls != line_start:
+            line_start = prev_end = ls
+            line_first = start
+        out.append(link + (ls, prev_end, line_first))
+        prev_end = link[1]
+    return out
+
+
 def _variants(text: str, found: list[tuple]) -> list[tuple]:
-    """The links with their variant hints: the link's label, else the words before it on its
+    """The links with their variant hints and their line fields (see _with_lines): the link's label, else the words before it on its
     line, else the line's opening words, else a heading line ("**F4M version**") above the block
     of audio-link lines it belongs to."""
     out = []
     audio_only: dict[int, bool] = {}  # link line start -> every link on it is an audio page
+    unnamed = False  # an audio link without a variant yet
+    line_start = -1
+    line_first = prev_end = 0
     for link in found:
-        start, label, ls, prev_end, line_first = link[0], link[2], link[8], link[9], link[10]
+        start, label = link[0], link[2]
+        ls = text.rfind("\n", 0, start) + 1
+        if ls != line_start:
+            line_start = prev_end = ls
+            line_first = start
         variant = _variant_of(label) if label else None
         if variant is None:
             if prev_end < start:
                 variant = _variant_of(text[prev_end:start])
             if variant is None and ls < line_first < start:
                 variant = _variant_of(text[ls:line_first])
-        out.append(link[:7] + (variant,) + link[8:])
+            if variant is None and link[5]:
+                unnamed = True
+        out.append(link[:7] + (variant, ls, prev_end, line_first))
         audio_only[ls] = audio_only.get(ls, True) and link[5]
-    if all(link[7] is not None or not link[5] for link in out):
+        prev_end = link[1]
+    if not unnamed:
         return out
     # One pass down the link lines: the nearest non-blank line above each is a heading (its
     # variant), prose (none), or another link line (its heading carries on under audio links).
@@ -655,16 +693,9 @@ def _with_schemeless(text: str, found: list[tuple]) -> tuple[list[tuple], str]:
         return found, _plain_of(text, found)
     merged = sorted([(lk[0], lk[1], lk[2], lk[3]) for lk in found] + extra)
     out: list[tuple] = []
-    line_start = -1
-    line_first = prev_end = 0
     for start, end, label, url_raw in merged:
-        ls = text.rfind("\n", 0, start) + 1
-        if ls != line_start:
-            line_start = prev_end = ls
-            line_first = start
         url, platform, audio, path = _link_info(url_raw)
-        out.append((start, end, label, url, platform, audio, path, None, ls, prev_end, line_first))
-        prev_end = end
+        out.append((start, end, label, url, platform, audio, path, None))
     return out, _plain_of(text, out)
 
 
