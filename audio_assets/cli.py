@@ -222,9 +222,14 @@ def cmd_import_gwasi(args) -> int:
         print(f"import-gwasi: {exc}", file=sys.stderr)
         return 2
     bar.close()
+    from audio_assets.layers.sources import build_gwasi_rejects
+
+    rejects = build_gwasi_rejects(result.snapshot, result.delta)
+    Warehouse(settings.data_root).replace_table("gwasi_rejects", rejects)
     s = result.staged
     _print(f"base {result.version}: {s['entries']:,} entries ({s['invalid']:,} invalid, {s['duplicates']:,} duplicates "
-           f"across shards), {result.rows:,} rows over {len(result.days):,} days into gwasi_index "
+           f"across shards), {result.rows:,} rows over {len(result.days):,} days into gwasi_index, "
+           f"{rejects.height:,} entries with no usable date into gwasi_rejects, "
            f"in {result.seconds:.1f}s ({s['entries'] / max(result.seconds, 1e-9):,.0f} entries/s)")
     if os.environ.get("DAGSTER_HOME"):
         import dagster as dg

@@ -50,12 +50,15 @@ WITH x AS (
 ), z AS (
   SELECT *,
     CASE
-      WHEN v IS NULL THEN 'entry is a ' || lower(coalesce(json_type(e), 'null')) || ', expected a list'
+      WHEN v IS NULL THEN 'entry is ' || CASE coalesce(json_type(e), 'NULL') WHEN 'OBJECT' THEN 'an object'
+        WHEN 'VARCHAR' THEN 'a string' WHEN 'BOOLEAN' THEN 'a boolean' WHEN 'NULL' THEN 'null'
+        ELSE 'a number' END || ', expected a list'
       WHEN n < 7 OR n > 9 THEN 'entry has ' || n || ' fields, expected 7 to 9'
       WHEN pid IS NULL OR NOT regexp_full_match(pid, '[A-Za-z0-9]{{1,12}}')
         THEN 'post id ' || coalesce(pid, 'null') || ' is not a base36 Reddit id'
       WHEN created IS NULL OR NOT isfinite(created) THEN 'created_utc ' || coalesce(v[6], 'null') || ' is not a number'
-      WHEN created <= 0 OR created > $now + {FUTURE_TOLERANCE_S} THEN 'created_utc ' || v[6] || ' is outside 1970..now'
+      WHEN created <= 0 THEN 'created_utc ' || v[6] || ' is not after 1970-01-01'
+      WHEN created > $now + {FUTURE_TOLERANCE_S} THEN 'created_utc ' || v[6] || ' is in the future'
       WHEN v[7] IS NOT NULL AND score_d IS NULL THEN 'score ' || v[7] || ' is not a number'
       WHEN v[8] IS NOT NULL AND (len IS NULL OR NOT isfinite(len)) THEN 'length ' || v[8] || ' is not a number'
     END AS error,
@@ -407,6 +410,8 @@ class ImportResult:
     days: list[str]
     rows: int
     seconds: float
+    snapshot: Path
+    delta: dict
 
 
 def import_dump(path: Path, warehouse, gwasi_dir: Path, *, progress: Callable[[int, int], None] | None = None,
@@ -443,7 +448,7 @@ def import_dump(path: Path, warehouse, gwasi_dir: Path, *, progress: Callable[[i
                                                 days=days, day_files=unchanged)
     finally:
         con.close()
-    return ImportResult(layout.version, staged, days, rows, time.perf_counter() - started)
+    return ImportResult(layout.version, staged, days, rows, time.perf_counter() - started, snap, delta)
 
 
 def _delta_days(delta: dict) -> list[str]:

@@ -109,7 +109,7 @@ def test_cli_import_records_partitions_in_dagster(tmp_path):
     out = subprocess.run([sys.executable, "-m", "audio_assets.cli", "import-gwasi", str(tmp_path / "dump"), "--quiet"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "2 rows over 2 days" in out.stdout
+    assert "2 rows over 2 days" in out.stdout and "0 entries with no usable date" in out.stdout
     with dg.DagsterInstance.from_config(str(tmp_path / "dh")) as instance:
         assert instance.get_materialized_partitions(dg.AssetKey("gwasi_index")) == {"2025-08-01", "2025-08-02"}
 
@@ -201,6 +201,10 @@ def test_an_import_gives_the_same_days_as_daily_runs(tmp_path):
     wh = Warehouse(tmp_path / "data")
     result = gwasi_import.import_dump(tmp_path / "dump", wh, tmp_path / "data" / "gwasi")
     assert result.staged["invalid"] == 3 and result.staged["duplicates"] == 1
+    rejects = sources.build_gwasi_rejects(result.snapshot, result.delta)
+    assert sorted(r["error"] for r in rejects.to_dicts()) == [
+        "GWASI base entry skipped, no day can hold it: entry has 2 fields, expected 7 to 9",
+        "GWASI base entry skipped, no day can hold it: entry is an object, expected a list"]
     snap = gwasi_import.snapshot_dir(tmp_path / "data" / "gwasi", "abcdef1234")
     delta_doc = json.loads((tmp_path / "dump" / "delta.json").read_text())
     imported = _rows_by_day(wh.read("gwasi_index"))

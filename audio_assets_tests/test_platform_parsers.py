@@ -79,9 +79,9 @@ def test_gwasi_entry_shapes():
     s = gwasi.parse_entry(["abc123", "gonewildaudio", "Writer", "Script Offer", "[F4M] x", 1660971997, 3, -12.5], now=NOW)
     assert s.script_words == 1250 and s.duration_s is None
     assert gwasi.parse_entry(["a", "b"], now=NOW).status == "invalid"
-    assert gwasi.parse_entry({"id": "x"}, now=NOW).error.startswith("entry is a dict")
+    assert gwasi.parse_entry({"id": "x"}, now=NOW).error.startswith("entry is an object")
     assert "created_utc" in gwasi.parse_entry(["abc", "g", "a", "", "t", "soon", 1, 1], now=NOW).error
-    assert "outside" in gwasi.parse_entry(["abc", "g", "a", "", "t", NOW + 10 * 86400, 1, 1], now=NOW).error
+    assert "in the future" in gwasi.parse_entry(["abc", "g", "a", "", "t", NOW + 10 * 86400, 1, 1], now=NOW).error
     assert gwasi.parse_entry(["../x", "g", "a", "", "t", 1660971997, 1, 1], now=NOW).status == "invalid"
 
 

@@ -100,6 +100,16 @@ def _number(value: object) -> float | None:
     return None
 
 
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", str: "a string"}.get(type(value), f"a {type(value).__name__}")
+
+
 def _date_hint(raw: list, now: float) -> str | None:
     """The post date of an entry whose 6th field is a usable timestamp (so an invalid entry
     still lands in its day's partition, with its error)."""
@@ -113,7 +123,7 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
     """Decode one positional GWASI entry. Never raises: a bad entry gets status 'invalid' (and
     its post date when its timestamp is usable)."""
     if not isinstance(raw, list):
-        return _invalid(raw, source, f"entry is a {type(raw).__name__}, expected a list")
+        return _invalid(raw, source, f"entry is {_json_kind(raw)}, expected a list")
     now = datetime.now(UTC).timestamp() if now is None else now
     day = _date_hint(raw, now)
     if len(raw) < 7 or len(raw) > 9:
@@ -132,7 +142,8 @@ def parse_entry(raw: object, *, source: str = "base", now: float | None = None) 
     if created is None or not math.isfinite(created):
         return _invalid(raw, source, f"created_utc {raw[5]!r} is not a number", post_id)
     if created <= 0 or created > now + FUTURE_TOLERANCE_S:
-        return _invalid(raw, source, f"created_utc {raw[5]!r} is outside 1970..now", post_id)
+        when = "is not after 1970-01-01" if created <= 0 else "is in the future"
+        return _invalid(raw, source, f"created_utc {raw[5]!r} {when}", post_id)
     if score is not None and _number(score) is None:
         return _invalid(raw, source, f"score {score!r} is not a number", post_id, day)
     score = _number(score)
