@@ -18,10 +18,19 @@ holds the realistic posts they are held to (with notes on the ambiguous ones).""
 
 from __future__ import annotations
 
+import marshal
+import multiprocessing
+import os
+import pickle
 import re
-from dataclasses import dataclass, field
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from operator import itemgetter
+from itertools import chain, islice
+from operator import attrgetter, itemgetter
 
 AUDIENCE_RE = re.compile(
     r"^(?:[FMTA]|NB|GF|GM|FF|MM|FM|MF|FFF|MMF|FFM|MFF|FFFF|NB)+4(?:[FMTA]|NB|FF|MM|FM|MF|ANY)+$", re.I
@@ -1198,3 +1207,156 @@ def _add_name(names: list[str], name: str, seen: set[str]) -> None:
     if name and low not in _NOT_NAMES and low not in seen:
         seen.add(low)
         names.append(name)
+
+
+# -- many posts -------------------------------------------------------------------------------
+
+#: a batch at least this long is spread over processes (a smaller one is analysed in this one)
+POOL_MIN_POSTS = 20_000
+#: posts per task sent to a worker process
+CHUNK_POSTS = 5_000
+
+_FIELD_NAMES = tuple(f.name for f in fields(PostAnalysis))
+_fields_of = attrgetter(*_FIELD_NAMES)
+
+
+def _post_args(post) -> tuple:
+    """(post_id, title, body, author, flair, extra) of a post given as such a tuple (flair and
+    extra may be left off) or as a mapping with analyse_post's keyword names."""
+    if type(post) is tuple and len(post) == 6:
+        return post
+    if isinstance(post, Mapping):
+        return (post["post_id"], post["title"], post["body"], post["author"], post.get("flair"), post.get("extra"))
+    post = tuple(post)
+    if not 4 <= len(post) <= 6:
+        raise ValueError(f"a post is (post_id, title, body, author[, flair[, extra]]), not {len(post)} values")
+    return post + (None,) * (6 - len(post))
+
+
+def _analyse_chunk(data: bytes | list) -> tuple[list[bytes], BaseException | None, float]:
+    """A worker process's task: a chunk of posts (marshalled) in; each analysis pickled (as the
+    tuple of its fields: cheaper to write and to read than the dataclass), the error of a post
+    that failed (the analyses stop there) and the seconds taken, out."""
+    t0 = time.perf_counter()
+    posts = marshal.loads(data) if isinstance(data, bytes) else data
+    out: list[bytes] = []
+    dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+    try:
+        for p in posts:
+            a = analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+            out.append(dumps(_fields_of(a), protocol))
+    except Exception as exc:  # noqa: BLE001 - raised again in the caller, at that post
+        return out, exc, time.perf_counter() - t0
+    return out, None, time.perf_counter() - t0
+
+
+def _pool_context():
+    """A start method that is safe in a process with threads (a Dagster run): a fork server where
+    there is one, else fresh interpreters."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def analyse_posts(
+    posts: Iterable,
+    workers: int | None = None,
+    *,
+    pool_min_posts: int = POOL_MIN_POSTS,
+    chunk_posts: int = CHUNK_POSTS,
+) -> Iterator[PostAnalysis]:
+    """Analyse many posts; yields each post's analysis (analyse_post's) in input order.
+
+    A post is a tuple (post_id, title, body, author[, flair[, extra]]) or a mapping with
+    analyse_post's keyword names; the posts are read as they are needed. A batch of at least
+    ``pool_min_posts`` posts is spread over ``workers`` processes (default: one per CPU), this one
+    included: ``workers - 1`` worker processes analyse chunks of ``chunk_posts`` posts, and this
+    one analyses a share of the posts in between (sized so that neither side waits) and reads
+    the workers' results back. Nothing is held but the posts in flight, so the results can be
+    consumed one by one. If a post fails, the results before it are yielded, then its error is
+    raised."""
+    it = iter(posts)
+    head = [_post_args(p) for p in islice(it, pool_min_posts)]
+    procs = (os.cpu_count() or 1) if workers is None else workers
+    if len(head) < pool_min_posts or procs <= 1:
+        for part in (head, it):
+            for p in part:
+                p = _post_args(p)
+                yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+        return
+    yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts)
+
+
+def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostAnalysis]:
+    """analyse_posts over ``children`` worker processes and this one.
+
+    The input is cut into rounds: a local part (analysed here, when its turn comes, so no result
+    waits in memory) then one chunk per worker. Two rounds are kept in flight, so a worker always
+    has its next chunk queued. Per round, this process spends local * t_local + children * size *
+    t_read and a worker size * t_worker (seconds per post, measured as the batch goes: t_read is
+    reading a worker's result back, and both include the caller's time between results); the
+    local share is set to even them out."""
+    # Seconds per post; until measured, guesses relative to t_local (a worker also pickles).
+    t_local: float | None = None
+    t_worker: float | None = None
+    t_read: float | None = None
+
+    def local_share() -> int:
+        tl = t_local or 1.0
+        tw = t_worker or 1.15 * tl
+        tr = t_read or 0.12 * tl
+        return min(4 * size, round(size * max(0.0, tw - children * tr) / tl))
+
+    def take(n: int) -> list[tuple]:
+        return [_post_args(p) for p in islice(posts, n)]
+
+    queue: deque = deque()  # in input order: local parts (lists of posts) and chunks sent (futures)
+    in_flight = 0
+    more = True
+    loads = pickle.loads
+    with ProcessPoolExecutor(max_workers=children, mp_context=_pool_context()) as pool:
+        try:
+            while True:
+                while more and in_flight < 2 * children:  # send a round
+                    n = local_share()
+                    local = take(n)
+                    more = len(local) == n
+                    if local:
+                        queue.append(local)
+                    for _ in range(children if more else 0):
+                        chunk = take(size)
+                        more = len(chunk) == size
+                        if chunk:
+                            try:
+                                data = marshal.dumps(chunk)
+                            except ValueError:  # a value marshal cannot write: the pool pickles the list
+                                data = chunk
+                            queue.append(pool.submit(_analyse_chunk, data))
+                            in_flight += 1
+                        if not more:
+                            break
+                if not queue:
+                    return
+                item = queue.popleft()
+                t0 = time.perf_counter()
+                if isinstance(item, list):
+                    for p in item:
+                        yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+                    t = (time.perf_counter() - t0) / len(item)
+                    t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
+                    continue
+                in_flight -= 1
+                blobs, error, seconds = item.result()
+                t0 = time.perf_counter()
+                for b in blobs:
+                    yield PostAnalysis(*loads(b))
+                if error is not None:
+                    raise error
+                if blobs:
+                    t = seconds / len(blobs)
+                    t_worker = t if t_worker is None else 0.7 * t_worker + 0.3 * t
+                    t = (time.perf_counter() - t0) / len(blobs)
+                    t_read = t if t_read is None else 0.7 * t_read + 0.3 * t
+        finally:
+            for item in queue:
+                if isinstance(item, Future):
+                    item.cancel()

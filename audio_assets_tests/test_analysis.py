@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_assets.analysis import analyse_post, normalise_url, title_tags, variant_label
+from audio_assets.analysis import analyse_post, analyse_posts, normalise_url, title_tags, variant_label
 
 MILK_MAID_BODY = """Hi everyone! So excited to finally share this one \U0001f49c
 
@@ -283,3 +283,72 @@ def test_as_dict_keeps_the_dataclass_shape():
         assert list(d) == [f.name for f in dataclasses.fields(a)]
         d["audio_links"].append({})  # a copy: the analysis itself is untouched
         assert {} not in a.audio_links
+
+
+# -- many posts: analyse_posts ------------------------------------------------------------------
+
+
+def _batch_posts(n: int) -> list[tuple]:
+    """n posts (post_id, title, body, author, flair, extra) made from the realistic fixtures,
+    with bodies and titles crossed so that no two are alike."""
+    out = []
+    for i in range(n):
+        a, b = REALISTIC[i % len(REALISTIC)]["post"], REALISTIC[(i * 7 + 3) % len(REALISTIC)]["post"]
+        body = a["selftext"] if i % 3 else a["selftext"] + "\n\n" + b["selftext"]
+        extra = f"w/ u/Extra{i} script by u/Writer{i % 5}" if i % 4 == 0 else None
+        out.append((f"p{i}", f"{a['title']} #{i}", body, a["author"], b.get("link_flair_text"), extra))
+    return out
+
+
+def _one_by_one(posts):
+    return [
+        analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+        for p in posts
+    ]
+
+
+def test_analyse_posts_in_process_is_analyse_post_in_order():
+    posts = _batch_posts(120)
+    want = _one_by_one(posts)
+    got = analyse_posts(posts)
+    assert not isinstance(got, list)  # an iterator: results can be consumed as they come
+    assert list(got) == want
+    # the other shapes of a post: a mapping with analyse_post's names, a tuple without flair/extra
+    as_dicts = [dict(zip(("post_id", "title", "body", "author", "flair", "extra"), p, strict=True)) for p in posts]
+    assert list(analyse_posts(iter(as_dicts), workers=4)) == want
+    short = [p[:4] for p in posts[:20]]
+    assert list(analyse_posts(short)) == _one_by_one([(*p, None, None) for p in short])
+    assert list(analyse_posts([])) == []
+
+
+def test_analyse_posts_over_worker_processes_is_analyse_post_in_order(monkeypatch):
+    from audio_assets import analysis
+
+    pooled = []
+    real = analysis._analyse_pooled
+
+    def spy(*args):
+        pooled.append(args[1:])
+        return real(*args)
+
+    monkeypatch.setattr(analysis, "_analyse_pooled", spy)
+    posts = _batch_posts(400)
+    want = _one_by_one(posts)
+    # small chunks: many rounds, each with a share analysed here and chunks in the worker
+    got = list(analyse_posts(iter(posts), workers=2, pool_min_posts=50, chunk_posts=30))
+    assert pooled == [(1, 30)]
+    assert got == want
+    assert [a.post_id for a in got] == [p[0] for p in posts]
+    assert list(analyse_posts(posts[:49], workers=2, pool_min_posts=50)) == want[:49]  # in process
+    assert len(pooled) == 1
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_analyse_posts_raises_at_the_post_that_fails(pool):
+    posts = _batch_posts(200)
+    posts[137] = ("bad", 12345, "body", "someone", None, None)  # a title that is no text
+    got = []
+    with pytest.raises(TypeError):
+        for a in analyse_posts(posts, workers=2, pool_min_posts=50 if pool else 10_000, chunk_posts=20):
+            got.append(a)
+    assert got == _one_by_one(posts[:137])
