@@ -1,4 +1,6 @@
-"""analysis: posts per second through `analysis.analyse_post`, single process, vs a trivial pass."""
+"""analysis: posts per second through `analysis.analyse_posts` (the batch API: the calling process
+and worker processes) over the whole corpus, and through `analysis.analyse_post` in one process,
+vs a trivial pass."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from benchmarks.common import BenchResult, say
 
 FULL_POSTS = 1_000_000
 TARGET_POSTS_PER_S = 50_000
-#: the project's loop stops after this long (the rate is what is measured); --full lifts it
+#: the single-process loop stops after this long (its rate is what is measured); --full lifts it
 TIME_CAP_S = 60.0
 
 VOICES = [
@@ -128,7 +130,9 @@ def make_posts(count: int, seed: int = 11) -> list[tuple]:
 
 
 def run(scale: float, full: bool = False, **_) -> BenchResult:
-    from audio_assets.analysis import analyse_post
+    import os
+
+    from audio_assets.analysis import POOL_MIN_POSTS, analyse_post, analyse_posts
 
     res = BenchResult("analysis")
     count = max(2000, round(FULL_POSTS * scale))
@@ -139,6 +143,7 @@ def run(scale: float, full: bool = False, **_) -> BenchResult:
         posts=count,
         generate_seconds=round(time.perf_counter() - t0, 1),
         mean_body_chars=round(sum(len(p[2]) for p in posts) / count),
+        cpus=os.cpu_count(),
     )
 
     # A sanity check that the templates are read as GWA posts (links found, credits found).
@@ -159,8 +164,8 @@ def run(scale: float, full: bool = False, **_) -> BenchResult:
             n += body.count("http")
         return n
 
-    def project() -> int:
-        """Analyse the posts; stop at the time cap (unless --full) and return how many were done."""
+    def single() -> int:
+        """analyse_post in a loop; stop at the time cap (unless --full) and return how many were done."""
         done = 0
         start = time.perf_counter()
         for lo in range(0, count, 1000):
@@ -171,31 +176,67 @@ def run(scale: float, full: bool = False, **_) -> BenchResult:
                 break
         return done
 
+    def batch() -> int:
+        """analyse_posts over every post (worker processes started and stopped inside); each result
+        is taken as it comes, as the pipeline does; the first ones are checked against analyse_post's."""
+        done = 0
+        for a in analyse_posts(posts):
+            if done < len(sample) and a != sample[done]:
+                raise AssertionError(f"analyse_posts differs from analyse_post at post {done}")
+            done += 1
+        return done
+
     t0 = time.perf_counter()
     baseline()
     base_s = time.perf_counter() - t0
+    base_rate = count / base_s
     say(f"  trivial pass: {base_s:.2f}s")
+
     t0 = time.perf_counter()
-    done = project()
-    proj_s = time.perf_counter() - t0
-    proj_rate, base_rate = done / proj_s, count / base_s
-    if done < count:
+    done = batch()
+    batch_s = time.perf_counter() - t0
+    if done != count:
+        raise AssertionError(f"analyse_posts gave {done:,} results for {count:,} posts")
+    batch_rate = count / batch_s
+    mode = f"{os.cpu_count()} processes" if count >= POOL_MIN_POSTS and (os.cpu_count() or 1) > 1 else "1 process"
+    say(f"  analyse_posts ({mode}): {batch_s:.2f}s, {batch_rate:,.0f} posts/s")
+
+    t0 = time.perf_counter()
+    single_done = single()
+    single_s = time.perf_counter() - t0
+    single_rate = single_done / single_s
+    if single_done < count:
         res.note(
-            f"analyse_post timed on the first {done:,} of {count:,} posts: stopped at the {TIME_CAP_S:.0f}s cap "
+            f"analyse_post timed on the first {single_done:,} of {count:,} posts: stopped at the {TIME_CAP_S:.0f}s cap "
             f"(--full runs them all); the rate is per post, so it does not depend on the count"
         )
-    say(f"  analyse_post: {proj_s:.2f}s, {proj_rate:,.0f} posts/s ({1e6 / proj_rate:.1f} us a post)")
+    say(f"  analyse_post: {single_s:.2f}s, {single_rate:,.0f} posts/s ({1e6 / single_rate:.1f} us a post)")
     res.details.update(
-        project_seconds=round(proj_s, 2), project_posts=done, baseline_seconds=round(base_s, 3)
+        batch_seconds=round(batch_s, 2),
+        batch_mode=mode,
+        single_seconds=round(single_s, 2),
+        single_posts=single_done,
+        baseline_seconds=round(base_s, 3),
     )
     res.row(
-        f"posts/s ({count:,} posts, 1 process)",
-        proj_rate,
+        f"posts/s ({count:,} posts, analyse_posts, {mode})",
+        batch_rate,
         base_rate,
         "posts/s",
-        proj_rate / base_rate,
+        batch_rate / base_rate,
         "x baseline",
         f">= {TARGET_POSTS_PER_S:,} posts/s",
-        proj_rate >= TARGET_POSTS_PER_S,
+        batch_rate >= TARGET_POSTS_PER_S,
+        "worker start-up included",
+    )
+    res.row(
+        "posts/s (analyse_post, 1 process)",
+        single_rate,
+        base_rate,
+        "posts/s",
+        single_rate / base_rate,
+        "x baseline",
+        "-",
+        None,
     )
     return res
