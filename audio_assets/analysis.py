@@ -154,10 +154,10 @@ def unescape_markdown(text: str) -> str:
 # -- title ------------------------------------------------------------------------------------
 
 
-def _title_tags(title: str) -> tuple[tuple[str, ...], str]:
+def _title_tags(title: str) -> tuple[list[str], str]:
     if "{" not in title:
         if "[" not in title:
-            return (), " ".join(title.split()).strip(_TITLE_STRIP)
+            return [], " ".join(title.split()).strip(_TITLE_STRIP)
         return _bracket_tags(title)
     parts = TAG_RE.split(title)  # text, tag [...], tag {...}, text, ...
     tags = []
@@ -165,10 +165,10 @@ def _title_tags(title: str) -> tuple[tuple[str, ...], str]:
         tag = (parts[i] or parts[i + 1]).strip()
         if tag:
             tags.append(tag)
-    return tuple(tags), " ".join(" ".join(parts[::3]).split()).strip(_TITLE_STRIP)
+    return tags, " ".join(" ".join(parts[::3]).split()).strip(_TITLE_STRIP)
 
 
-def _bracket_tags(title: str) -> tuple[tuple[str, ...], str]:
+def _bracket_tags(title: str) -> tuple[list[str], str]:
     """_title_tags of a title with no "{": TAG_RE's [...] tags found with str.split and str.find
     (a "[" opens a tag when a "]" follows within 80 characters, with no bracket between)."""
     pieces = title.split("[")
@@ -187,13 +187,12 @@ def _bracket_tags(title: str) -> tuple[tuple[str, ...], str]:
         else:
             cur = cur + "[" + piece
     segments.append(cur)
-    return tuple(tags), " ".join(" ".join(segments).split()).strip(_TITLE_STRIP)
+    return tags, " ".join(" ".join(segments).split()).strip(_TITLE_STRIP)
 
 
 def title_tags(title: str) -> tuple[list[str], str]:
     """All bracket tags in order, and the title with them removed."""
-    tags, clean = _title_tags(title or "")
-    return list(tags), clean
+    return _title_tags(title or "")
 
 
 def split_tag(tag: str) -> list[str]:
@@ -257,9 +256,9 @@ def kind_of(tags: list[str], flair: str | None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=8192)
-def _title_info(title: str):
-    """(tags, clean title, audiences, kind from tags, content tags) of an (unescaped) title."""
+def _title_info(title: str) -> tuple[list[str], str, list[str], str | None, list[str]]:
+    """(tags, clean title, audiences, kind from tags, content tags) of an (unescaped) title, in
+    new lists (not memoised: a title is seldom seen twice)."""
     tags, clean = _title_tags(title)
     if "u/" in clean:  # "Title w/ u/X and u/Y": a credit, not part of the work's title
         stripped = _TRAILING_CREDIT_RE.sub("", clean).strip(_TITLE_STRIP)
@@ -270,14 +269,15 @@ def _title_info(title: str):
     content: list[str] = []
     for tag in tags:
         auds, k = _tag_info(tag)
-        for a in auds:
-            if a not in audiences:
-                audiences.append(a)
+        if auds:
+            for a in auds:
+                if a not in audiences:
+                    audiences.append(a)
+        elif not k:
+            content.append(tag)
         if k and kind is None:
             kind = k
-        if not auds and not k:
-            content.append(tag)
-    return tags, clean, tuple(audiences), kind, tuple(content)
+    return tags, clean, audiences, kind, content
 
 
 # -- URLs -------------------------------------------------------------------------------------
@@ -1150,9 +1150,13 @@ def analyse_post(
     performers: list[str] = []
     if kind != "script_offer":
         seen = {scribe.lower(), scribe.strip("_-").lower()} if scribe else set()
-        if author:
-            _add_name(performers, author, set())
-            seen.update(n.lower() for n in performers)
+        if author:  # _add_name(performers, author, set()), then its name is seen
+            name = author.strip()
+            name = name.strip("_-") or name
+            low = name.lower()
+            if name and low not in _NOT_NAMES:
+                performers.append(name)
+                seen.add(low)
         for name, roles, _s in names:
             if "perf" in roles:
                 _add_name(performers, name, seen)
@@ -1181,8 +1185,8 @@ def analyse_post(
     return PostAnalysis(
         post_id,
         clean,
-        list(tags),
-        list(audiences),
+        tags,
+        audiences,
         kind,
         performers,
         scribe,
@@ -1193,7 +1197,7 @@ def analyse_post(
         image_links,
         other_links,
         hints,
-        list(content_tags),
+        content_tags,
     )
 
 
