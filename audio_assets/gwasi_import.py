@@ -173,7 +173,7 @@ def _decode_run(con: duckdb.DuckDBPyConnection, paths: list[str], now: float, ru
     as text lists (scan speed); a file with any bad entry is decoded again as JSON entries, so
     an invalid entry keeps its exact text and error. Returns the run files written."""
     def copy(sql: str, target: Path) -> None:
-        con.execute(f"COPY ({sql} ORDER BY post_date) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {RUN_ROW_GROUP})",
+        con.execute(f"COPY ({sql} ORDER BY post_date) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {RUN_ROW_GROUP}, COMPRESSION uncompressed)",
                     {"now": now})
 
     try:
