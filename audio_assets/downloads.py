@@ -123,8 +123,9 @@ def download(
             if exc.status == 416 and part.exists():
                 part.unlink()
                 continue
-            if exc.status is not None and exc.status < 500 and exc.status != 429:
-                raise
+            # The client has already retried dead hosts, 429 and 5xx with backoff: trying its
+            # whole round again here would multiply the attempts (and the wait) for nothing.
+            raise
         except DownloadError:
             part.unlink(missing_ok=True)
             raise

@@ -186,3 +186,19 @@ def test_soundgasm_profile_lists_uploads_with_canonical_casing(env, corpus):
     urls = {i["url"] for i in items}
     assert "https://soundgasm.net/u/LurkyDip/Shy-Ghost-Girl-Possesses-You-To-Feel-Pleasure-Again" in urls
     assert all(i["title"] and i["play_count"] is not None for i in items)
+
+
+def test_a_host_that_keeps_failing_costs_one_round_of_retries(env, tmp_path):
+    """A download does not retry what the client has already retried: a host answering 503 to
+    everything is asked max_retries + 1 times in all, not that many times per download attempt."""
+    from audio_assets.http_client import FetchError
+    from audio_assets.platforms import soundgasm
+
+    settings, client, replica = env
+    media = soundgasm.resolve(client, MILK_SG).media_url
+    replica.clear_requests()
+    replica.add_fault(host="media.soundgasm.net", kind="status", status=503, count=100)
+    with pytest.raises(FetchError, match="503"):
+        download(client, media, tmp_path / "z.m4a")
+    assert len(_media(replica, "media.soundgasm.net")) == client.max_retries + 1
+    assert not (tmp_path / "z.m4a").exists()
