@@ -23,10 +23,12 @@ import multiprocessing
 import os
 import pickle
 import re
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from itertools import chain, islice
@@ -1237,21 +1239,42 @@ def _post_args(post) -> tuple:
     return post + (None,) * (6 - len(post))
 
 
-def _analyse_chunk(data: bytes | list) -> tuple[list[bytes], BaseException | None, float]:
-    """A worker process's task: a chunk of posts (marshalled) in; each analysis pickled (as the
-    tuple of its fields: cheaper to write and to read than the dataclass), the error of a post
-    that failed (the analyses stop there) and the seconds taken, out."""
+def _write_chunk(path: str, posts: list[tuple]) -> None:
+    """A chunk of posts for a worker, in a file: marshalled ("M"), or pickled ("P") where marshal
+    cannot write a value."""
+    try:
+        data = b"M" + marshal.dumps(posts)
+    except ValueError:
+        data = b"P" + pickle.dumps(posts, pickle.HIGHEST_PROTOCOL)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _analyse_chunk(path: str) -> tuple[BaseException | None, float]:
+    """A worker process's task: the chunk of posts in the file ``path`` in (the file is removed);
+    out, in the file ``path + ".out"``, each analysis pickled (as the tuple of its fields: cheaper
+    to write and to read than the dataclass), and returned, the error of a post that failed (the
+    analyses stop there) and the seconds taken.
+
+    Files, not the pool's pipes, carry the chunks: a pipe holds 64 KiB, so megabytes sent through
+    one go piece by piece, each piece waiting for the busy caller's threads to get the GIL."""
     t0 = time.perf_counter()
-    posts = marshal.loads(data) if isinstance(data, bytes) else data
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    posts = marshal.loads(data[1:]) if data[:1] == b"M" else pickle.loads(data[1:])
     out: list[bytes] = []
     dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+    error = None
     try:
         for p in posts:
             a = analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
             out.append(dumps(_fields_of(a), protocol))
     except Exception as exc:  # noqa: BLE001 - raised again in the caller, at that post
-        return out, exc, time.perf_counter() - t0
-    return out, None, time.perf_counter() - t0
+        error = exc
+    with open(path + ".out", "wb") as f:
+        f.write(pickle.dumps(out, protocol))
+    return error, time.perf_counter() - t0
 
 
 def _pool_context():
@@ -1293,74 +1316,92 @@ def analyse_posts(
 def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostAnalysis]:
     """analyse_posts over ``children`` worker processes and this one.
 
-    The input is cut into rounds: a local part (analysed here, when its turn comes, so no result
-    waits in memory) then one chunk per worker. Two rounds are kept in flight, so a worker always
-    has its next chunk queued. Per round, this process spends local * t_local + children * size *
-    t_read and a worker size * t_worker (seconds per post, measured as the batch goes: t_read is
-    reading a worker's result back, and both include the caller's time between results); the
-    local share is set to even them out."""
+    The input is cut into rounds: a local part (analysed here when its turn comes, so no result
+    waits in memory) then one chunk per worker. Three rounds are kept in flight, so a worker
+    always has its next chunks queued. Per round, this process spends local * t_local +
+    children * size * t_read and a worker size * t_worker (seconds per post, measured as the
+    batch goes: t_read is reading a worker's result back; t_local and t_read include the
+    caller's time between results). The local share evens them out, times a bias that is raised
+    when this process waits for a worker's result and lowered when it finds the worker two
+    chunks ahead (the worker could run dry)."""
     # Seconds per post; until measured, guesses relative to t_local (a worker also pickles).
     t_local: float | None = None
     t_worker: float | None = None
     t_read: float | None = None
+    bias = 1.0
 
     def local_share() -> int:
         tl = t_local or 1.0
         tw = t_worker or 1.15 * tl
         tr = t_read or 0.12 * tl
-        return min(4 * size, round(size * max(0.0, tw - children * tr) / tl))
+        return min(4 * size, round(bias * size * max(0.0, tw - children * tr) / tl))
 
     def take(n: int) -> list[tuple]:
         return [_post_args(p) for p in islice(posts, n)]
 
-    queue: deque = deque()  # in input order: local parts (lists of posts) and chunks sent (futures)
+    # In input order: local parts (lists of posts) and chunks sent ((future, file) pairs).
+    queue: deque = deque()
     in_flight = 0
+    sent = 0
     more = True
     loads = pickle.loads
-    with ProcessPoolExecutor(max_workers=children, mp_context=_pool_context()) as pool:
-        try:
-            while True:
-                while more and in_flight < 2 * children:  # send a round
-                    n = local_share()
-                    local = take(n)
-                    more = len(local) == n
-                    if local:
-                        queue.append(local)
-                    for _ in range(children if more else 0):
-                        chunk = take(size)
-                        more = len(chunk) == size
-                        if chunk:
-                            try:
-                                data = marshal.dumps(chunk)
-                            except ValueError:  # a value marshal cannot write: the pool pickles the list
-                                data = chunk
-                            queue.append(pool.submit(_analyse_chunk, data))
-                            in_flight += 1
-                        if not more:
-                            break
-                if not queue:
-                    return
-                item = queue.popleft()
-                t0 = time.perf_counter()
-                if isinstance(item, list):
-                    for p in item:
-                        yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
-                    t = (time.perf_counter() - t0) / len(item)
-                    t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
-                    continue
-                in_flight -= 1
-                blobs, error, seconds = item.result()
-                t0 = time.perf_counter()
-                for b in blobs:
-                    yield PostAnalysis(*loads(b))
-                if error is not None:
-                    raise error
-                if blobs:
-                    t = seconds / len(blobs)
-                    t_worker = t if t_worker is None else 0.7 * t_worker + 0.3 * t
-                    t = (time.perf_counter() - t0) / len(blobs)
-                    t_read = t if t_read is None else 0.7 * t_read + 0.3 * t
-        finally:
-            for item in queue:
-                if isinstance(item, Future):
-                    item.cancel()
+    files = tempfile.mkdtemp(prefix="audio_assets_analysis_")
+    try:
+        with ProcessPoolExecutor(max_workers=children, mp_context=_pool_context()) as pool:
+            try:
+                while True:
+                    while more and in_flight < 3 * children:  # send a round
+                        n = local_share()
+                        local = take(n)
+                        more = len(local) == n
+                        if local:
+                            queue.append(local)
+                        for _ in range(children if more else 0):
+                            chunk = take(size)
+                            more = len(chunk) == size
+                            if chunk:
+                                path = os.path.join(files, str(sent))
+                                sent += 1
+                                _write_chunk(path, chunk)
+                                queue.append((pool.submit(_analyse_chunk, path), path))
+                                in_flight += 1
+                            if not more:
+                                break
+                    if not queue:
+                        return
+                    item = queue.popleft()
+                    t0 = time.perf_counter()
+                    if isinstance(item, list):
+                        for p in item:
+                            yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+                        t = (time.perf_counter() - t0) / len(item)
+                        t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
+                        continue
+                    in_flight -= 1
+                    future, path = item
+                    ahead = next((f for f, _p in (x for x in queue if type(x) is tuple)), None)
+                    if future.done() and ahead is not None and ahead.done():
+                        bias = max(0.5, bias * 0.95)
+                    error, seconds = future.result()
+                    waited = time.perf_counter() - t0
+                    if waited > 0.02 * seconds:  # this process was early
+                        bias = min(2.0, bias * (1 + min(0.2, waited / seconds)))
+                    t0 = time.perf_counter()
+                    with open(path + ".out", "rb") as f:
+                        blobs = loads(f.read())
+                    os.unlink(path + ".out")
+                    for b in blobs:
+                        yield PostAnalysis(*loads(b))
+                    if error is not None:
+                        raise error
+                    if blobs:
+                        t = seconds / len(blobs)
+                        t_worker = t if t_worker is None else 0.7 * t_worker + 0.3 * t
+                        t = (time.perf_counter() - t0) / len(blobs)
+                        t_read = t if t_read is None else 0.7 * t_read + 0.3 * t
+            finally:
+                for item in queue:
+                    if type(item) is tuple:
+                        item[0].cancel()
+    finally:
+        shutil.rmtree(files, ignore_errors=True)
