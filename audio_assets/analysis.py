@@ -290,6 +290,9 @@ _TRAILING_JUNK = ".,;:!?*'\""
 # A URL already in canonical form (the usual case): https, lower-case host, no fragment, no
 # markdown escape, no trailing punctuation.
 _CANONICAL_URL_RE = re.compile(r"https://([a-z0-9.-]+)((?:/[^\s?#\\]*)?(?:\?[^\s#\\]*)?)")
+# The same, with the path and the query apart.
+_CANONICAL_PARTS_RE = re.compile(r"https://([a-z0-9.-]+)(/[^\s?#\\]*)?(\?[^\s#\\]*)?")
+_END_JUNK = _TRAILING_JUNK + ")]?"
 
 
 def _normalise_parts(url: str) -> tuple[str, str, str]:
@@ -422,24 +425,37 @@ def _link_info(raw: str) -> tuple[str, str, bool, str]:
 
 def _new_link_info(raw: str) -> tuple[str, str, bool, str]:
     """_link_info of a URL not in the memo."""
-    url, host, tail = _normalise_parts(raw)
-    if host.startswith("www."):
-        host = host[4:]
-    if ":" in host:
-        host = host.partition(":")[0]
-    q = tail.find("?")
-    path = tail if q < 0 else tail[:q]
+    m = _CANONICAL_PARTS_RE.fullmatch(raw)
+    if m is not None and raw[-1] not in _END_JUNK:  # in canonical form already: the usual case
+        url = raw
+        host, path, query = m.groups()
+        if host.startswith("www."):
+            host = host[4:]
+        if path is None:
+            path = ""
+    else:
+        url, host, tail = _normalise_parts(raw)
+        if host.startswith("www."):
+            host = host[4:]
+        if ":" in host:
+            host = host.partition(":")[0]
+        q = tail.find("?")
+        path, query = (tail, None) if q < 0 else (tail[:q], tail[q:])
     platform = _HOST_PLATFORM.get(host) or _platform(host, path)
     if platform == "reddit":
-        if q >= 0:  # share-tracking parameters (utm_*, share_id, ...)
+        if query is not None:  # share-tracking parameters (utm_*, share_id, ...)
             url = url.partition("?")[0]
     elif (
         len(path) > 1 and path.endswith("/") and platform in ("soundgasm", "whypit", "hotaudio", "scriptbin")
     ):
         stripped = path.rstrip("/")  # the same page
-        url = url[: len(url) - len(tail)] + stripped + ("" if q < 0 else tail[q:])
+        url = url[: len(url) - len(path) - len(query or "")] + stripped + (query or "")
         path = stripped
-    info = (url, platform, _is_audio_page(platform, url, path), path)
+    if platform == "soundgasm":
+        audio = _SG_PAGE_RE.match(path) is not None
+    else:
+        audio = _is_audio_page(platform, url, path)
+    info = (url, platform, audio, path)
     if len(_LINK_CACHE) >= 50_000:
         _LINK_CACHE.clear()
     _LINK_CACHE[raw] = info
