@@ -81,8 +81,9 @@ def test_fields_edited_by_hand_in_stash_are_kept(built, monkeypatch):
 
 
 def test_an_interrupted_sync_resumes_without_duplicates(built):
-    """The sync dies after a few writes (as a killed run would); the next one finishes the job
-    without creating anything twice."""
+    """The sync dies after a few writes (as a killed run would): its writes are on record from
+    its journal and can be rolled back; the next sync finishes the job without creating
+    anything twice."""
     w = built
     settings, wh = load_settings(), Warehouse(w.data_root)
 
@@ -101,12 +102,17 @@ def test_an_interrupted_sync_resumes_without_duplicates(built):
             return real(operation, variables)
 
         client.execute = dying
+        before = _state(w.stash)
         with pytest.raises(Killed):
             service.sync_days(settings, wh, client, [DAY], run_id="broken")
         assert 0 < len(w.stash.performers) + len(w.stash.tags)  # some writes had landed
         client.execute = real
+        # the dead sync never recorded its changes, but its journal did: the next look lists them
+        assert wh.read("stash_changes") is None
+        assert [run for run, n, _ in service.runs(wh) if n >= 4] == ["broken"]
         service.sync_days(settings, wh, client, [DAY], run_id="resumed")
         assert service.sync_days(settings, wh, client, [DAY], run_id="check", dry_run=True).changes == []
+        after = _state(w.stash)
     names = [p["name"].lower() for p in w.stash.performers.values()]
     assert len(names) == len(set(names))
     paths = [f["path"] for s in w.stash.scenes.values() for f in s["files"]]
@@ -115,6 +121,12 @@ def test_an_interrupted_sync_resumes_without_duplicates(built):
     assert len(groups) == len(set(groups))
     tags = [t["name"].lower() for t in w.stash.tags.values()]
     assert len(tags) == len(set(tags))
+    # and both runs can be undone, the killed one too, newest first
+    with StashClient(w.stash.url) as client:
+        service.rollback_run(wh, client, "resumed")
+        assert _state(w.stash) != after
+        service.rollback_run(wh, client, "broken")
+    assert _state(w.stash) == before
 
 
 def test_studio_setting():

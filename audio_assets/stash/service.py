@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -70,10 +73,15 @@ def sync_days(settings: Settings, wh: Warehouse, client: StashClient, days: list
     posts = wh.read("reddit_posts", days)  # a release's date is its primary post's date
     bodies = {} if posts is None else {r[0]: r[1] for r in posts.select("post_id", "body").iter_rows() if r[1]}
     wants = desired_scenes(settings, rel, var, videos, perf, bodies)
+    journal = None
+    if not dry_run:
+        recover_journals(wh)
+        journal = journal_path(wh, run_id)
+        journal.parent.mkdir(parents=True, exist_ok=True)
     sync = StashSync(client, library_root=settings.stash_library_path or str(settings.videos_dir.resolve()),
                      dry_run=dry_run, overwrite_user_edits=overwrite_user_edits(),
                      previous=previous.to_dicts() if previous is not None and "written" in previous.columns else None,
-                     data_root=settings.data_root, scan_timeout_s=scan_timeout_s())
+                     data_root=settings.data_root, scan_timeout_s=scan_timeout_s(), journal=journal)
     try:
         rows = sync.run(wants)
     except SyncAborted as exc:
@@ -81,11 +89,38 @@ def sync_days(settings: Settings, wh: Warehouse, client: StashClient, days: list
             wh.replace_partitions("stash_scenes", sync_frame(exc.rows), partition_column="release_date",
                                   partitions=days)
             record_changes(wh, run_id, sync.changes)
+            journal.unlink(missing_ok=True)
         raise
+    # Any other end (a kill, a crash) leaves the journal: the next sync, `stash runs` or
+    # `stash rollback` records its changes, so they can still be undone.
     if not dry_run:
         wh.replace_partitions("stash_scenes", sync_frame(rows), partition_column="release_date", partitions=days)
         record_changes(wh, run_id, sync.changes)
+        journal.unlink(missing_ok=True)
     return SyncOutcome(run_id, rows, sync.changes, days, dry_run)
+
+
+def journal_path(wh: Warehouse, run_id: str) -> Path:
+    return wh.data_root / "stash" / "journal" / (re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:200] + ".jsonl")
+
+
+def recover_journals(wh: Warehouse) -> list[str]:
+    """Record the changes of syncs that died before recording them (their journals), so
+    `stash runs` lists them and `stash rollback` can undo them. Returns their run ids."""
+    folder = wh.data_root / "stash" / "journal"
+    recovered = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+        changes = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                changes.append(json.loads(line))
+            except ValueError:  # the line being written when the process died
+                continue
+        if changes:
+            record_changes(wh, path.stem, changes)
+            recovered.append(path.stem)
+        path.unlink()
+    return recovered
 
 
 def record_changes(wh: Warehouse, run_id: str, changes: list[dict]) -> None:
@@ -99,6 +134,7 @@ def record_changes(wh: Warehouse, run_id: str, changes: list[dict]) -> None:
 
 def rollback_run(wh: Warehouse, client: StashClient, run_id: str) -> int:
     """Restore Stash to what it was before ``run_id``'s changes; the log keeps a record of it."""
+    recover_journals(wh)
     log = wh.read("stash_changes")
     mine = [] if log is None else log.filter((pl.col("run_id") == run_id) & (pl.col("action") != "rolled back")).to_dicts()
     if not mine:
@@ -110,6 +146,7 @@ def rollback_run(wh: Warehouse, client: StashClient, run_id: str) -> int:
 
 def runs(wh: Warehouse) -> list[tuple[str, int, str]]:
     """(run id, changes, when) of every recorded sync, newest first."""
+    recover_journals(wh)
     log = wh.read("stash_changes")
     if log is None or not log.height:
         return []

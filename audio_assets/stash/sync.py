@@ -168,8 +168,10 @@ class StashSync:
 
     def __init__(self, client: StashClient, *, scan_timeout_s: float = 600.0, library_root: str | None = None,
                  dry_run: bool = False, overwrite_user_edits: bool = False, previous: list[dict] | None = None,
-                 data_root: Path | None = None):
+                 data_root: Path | None = None, journal: Path | None = None):
         self.client = client
+        # every write is appended here as it happens, so a killed sync's writes can be rolled back
+        self.journal = journal
         self.scan_timeout_s = scan_timeout_s
         self.library_root = library_root
         self.dry_run = dry_run  # plan: read everything, write nothing
@@ -182,8 +184,12 @@ class StashSync:
 
     def _log(self, kind: str, stash_id: str | None, action: str, field: str | None = None, old=None, new=None,
              label: str | None = None) -> None:
-        self.changes.append({"seq": len(self.changes) + 1, "kind": kind, "stash_id": stash_id, "action": action,
-                             "field": field, "old": json.dumps(old), "new": json.dumps(new), "label": label})
+        change = {"seq": len(self.changes) + 1, "kind": kind, "stash_id": stash_id, "action": action,
+                  "field": field, "old": json.dumps(old), "new": json.dumps(new), "label": label}
+        self.changes.append(change)
+        if self.journal is not None and not self.dry_run:
+            with open(self.journal, "a", encoding="utf-8") as f:
+                f.write(json.dumps(change) + "\n")
 
     def _create(self, kind: str, operation: str, root: str, payload: dict, label: str) -> dict:
         if self.dry_run:
