@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -1255,22 +1255,36 @@ def _post_args(post) -> tuple:
     return post + (None,) * (6 - len(post))
 
 
+def _pickle_dumps(value) -> bytes:
+    return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
 def _write_chunk(path: str, posts: list[tuple]) -> None:
     """A chunk of posts for a worker, in a file: marshalled ("M"), or pickled ("P") where marshal
-    cannot write a value."""
+    cannot write a value (the results come back the same way)."""
     try:
         data = b"M" + marshal.dumps(posts)
     except ValueError:
-        data = b"P" + pickle.dumps(posts, pickle.HIGHEST_PROTOCOL)
+        data = b"P" + _pickle_dumps(posts)
     with open(path, "wb") as f:
         f.write(data)
 
 
+def _read_results(path: str) -> tuple[list[bytes], Callable]:
+    """What _analyse_chunk wrote in the file ``path`` (which is removed), and how to read an item."""
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    loads = marshal.loads if data[:1] == b"M" else pickle.loads
+    return loads(data[1:]), loads
+
+
 def _analyse_chunk(path: str) -> tuple[BaseException | None, float]:
     """A worker process's task: the chunk of posts in the file ``path`` in (the file is removed);
-    out, in the file ``path + ".out"``, each analysis pickled (as the tuple of its fields: cheaper
-    to write and to read than the dataclass), and returned, the error of a post that failed (the
-    analyses stop there) and the seconds taken.
+    out, in the file ``path + ".out"``, a list with each analysis written apart (as the tuple of
+    its fields, marshalled if the posts were: cheaper to write and to read than the dataclass
+    pickled), and returned, the error of a post that failed (the analyses stop there) and the
+    seconds taken.
 
     Files, not the pool's pipes, carry the chunks: a pipe holds 64 KiB, so megabytes sent through
     one go piece by piece, each piece waiting for the busy caller's threads to get the GIL."""
@@ -1278,18 +1292,19 @@ def _analyse_chunk(path: str) -> tuple[BaseException | None, float]:
     with open(path, "rb") as f:
         data = f.read()
     os.unlink(path)
-    posts = marshal.loads(data[1:]) if data[:1] == b"M" else pickle.loads(data[1:])
+    codec = data[:1]
+    dumps = marshal.dumps if codec == b"M" else _pickle_dumps
+    posts = marshal.loads(data[1:]) if codec == b"M" else pickle.loads(data[1:])
     out: list[bytes] = []
-    dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
     error = None
     try:
         for p in posts:
             a = analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
-            out.append(dumps(_fields_of(a), protocol))
+            out.append(dumps(_fields_of(a)))
     except Exception as exc:  # noqa: BLE001 - raised again in the caller, at that post
         error = exc
     with open(path + ".out", "wb") as f:
-        f.write(pickle.dumps(out, protocol))
+        f.write(codec + dumps(out))
     return error, time.perf_counter() - t0
 
 
@@ -1360,7 +1375,6 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
     in_flight = 0
     sent = 0
     more = True
-    loads = pickle.loads
     files = tempfile.mkdtemp(prefix="audio_assets_analysis_")
     try:
         with ProcessPoolExecutor(max_workers=children, mp_context=_pool_context()) as pool:
@@ -1403,9 +1417,7 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                     if waited > 0.02 * seconds:  # this process was early
                         bias = min(2.0, bias * (1 + min(0.2, waited / seconds)))
                     t0 = time.perf_counter()
-                    with open(path + ".out", "rb") as f:
-                        blobs = loads(f.read())
-                    os.unlink(path + ".out")
+                    blobs, loads = _read_results(path + ".out")
                     for b in blobs:
                         yield PostAnalysis(*loads(b))
                     if error is not None:

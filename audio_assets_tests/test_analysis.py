@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -341,6 +342,11 @@ def test_analyse_posts_over_worker_processes_is_analyse_post_in_order(monkeypatc
     assert [a.post_id for a in got] == [p[0] for p in posts]
     assert list(analyse_posts(posts[:49], workers=2, pool_min_posts=50)) == want[:49]  # in process
     assert len(pooled) == 1
+    # values marshal cannot write (the chunk and its results are pickled instead)
+    odd = [(Decimal(i), *p[1:]) for i, p in enumerate(posts[:90])]
+    got = list(analyse_posts(odd, workers=2, pool_min_posts=50, chunk_posts=30))
+    assert got == _one_by_one(odd)
+    assert [a.post_id for a in got] == [Decimal(i) for i in range(90)]
 
 
 @pytest.mark.parametrize("pool", [False, True])
