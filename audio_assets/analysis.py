@@ -1344,17 +1344,31 @@ def analyse_posts(
     yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts)
 
 
+def _analyse_ahead(part: list, future) -> None:
+    """Analyse the posts of a local part ([posts, results so far]) until ``future`` is done; stop
+    at a post that fails (it fails again in its turn)."""
+    local, done = part
+    for p in islice(local, len(done), None):
+        try:
+            done.append(analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5]))
+        except Exception:  # noqa: BLE001 - raised in its turn
+            return
+        if future.done():
+            return
+
+
 def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostAnalysis]:
     """analyse_posts over ``children`` worker processes and this one.
 
-    The input is cut into rounds: a local part (analysed here when its turn comes, so no result
-    waits in memory) then one chunk per worker. Three rounds are kept in flight, so a worker
+    The input is cut into rounds: a local part (analysed here when its turn comes, so few results
+    wait in memory) then one chunk per worker. Three rounds are kept in flight, so a worker
     always has its next chunks queued. Per round, this process spends local * t_local +
     children * size * t_read and a worker size * t_worker (seconds per post, measured as the
     batch goes: t_read is reading a worker's result back; t_local and t_read include the
     caller's time between results). The local share evens them out, times a bias that is raised
-    when this process waits for a worker's result and lowered when it finds the worker two
-    chunks ahead (the worker could run dry)."""
+    a little when this process comes to a worker's result before it is ready (it then analyses
+    the next local part ahead of its turn meanwhile; those results wait) and lowered more when it
+    finds the worker two chunks ahead (the worker could run dry)."""
     # Seconds per post; until measured, guesses relative to t_local (a worker also pickles).
     t_local: float | None = None
     t_worker: float | None = None
@@ -1373,7 +1387,7 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
     # In input order: local parts (lists of posts) and chunks sent ((future, file) pairs).
     queue: deque = deque()
     in_flight = 0
-    sent = 0
+    sent = read = 0
     more = True
     files = tempfile.mkdtemp(prefix="audio_assets_analysis_")
     try:
@@ -1385,7 +1399,7 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                         local = take(n)
                         more = len(local) == n
                         if local:
-                            queue.append(local)
+                            queue.append([local, []])  # the posts, the results done ahead
                         for _ in range(children if more else 0):
                             chunk = take(size)
                             more = len(chunk) == size
@@ -1401,21 +1415,29 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                         return
                     item = queue.popleft()
                     t0 = time.perf_counter()
-                    if isinstance(item, list):
-                        for p in item:
+                    if type(item) is list:
+                        local, done = item
+                        yield from done
+                        for p in islice(local, len(done), None):
                             yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
-                        t = (time.perf_counter() - t0) / len(item)
-                        t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
+                        if len(done) < len(local):
+                            t = (time.perf_counter() - t0) / (len(local) - len(done))
+                            t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
                         continue
                     in_flight -= 1
                     future, path = item
-                    ahead = next((f for f, _p in (x for x in queue if type(x) is tuple)), None)
-                    if future.done() and ahead is not None and ahead.done():
-                        bias = max(0.5, bias * 0.95)
+                    read += 1
+                    if not future.done():  # early: analyse ahead while the worker finishes
+                        nxt = next((x for x in queue if type(x) is list), None)
+                        if nxt is not None:
+                            _analyse_ahead(nxt, future)
+                        if read > 2 * children:  # (the first rounds are sized on guesses)
+                            bias = min(2.0, bias * 1.05)
+                    else:
+                        ahead = next((x[0] for x in queue if type(x) is tuple), None)
+                        if ahead is not None and ahead.done():  # late: the worker could run dry
+                            bias = max(0.3, bias * 0.8)
                     error, seconds = future.result()
-                    waited = time.perf_counter() - t0
-                    if waited > 0.02 * seconds:  # this process was early
-                        bias = min(2.0, bias * (1 + min(0.2, waited / seconds)))
                     t0 = time.perf_counter()
                     blobs, loads = _read_results(path + ".out")
                     for b in blobs:
