@@ -358,3 +358,20 @@ def test_analyse_posts_raises_at_the_post_that_fails(pool):
         for a in analyse_posts(posts, workers=2, pool_min_posts=50 if pool else 10_000, chunk_posts=20):
             got.append(a)
     assert got == _one_by_one(posts[:137])
+
+
+def test_analysing_ahead_stops_when_the_result_is_ready_or_at_a_failing_post():
+    from concurrent.futures import Future
+
+    from audio_assets.analysis import _analyse_ahead
+
+    posts = _batch_posts(10)
+    posts[6] = ("bad", 12345, "body", "someone", None, None)
+    part = [posts, []]
+    _analyse_ahead(part, Future())  # never ready: up to the post that fails (raised in its turn)
+    assert part[1] == _one_by_one(posts[:6])
+    ready = Future()
+    ready.set_result(None)
+    part = [posts, []]
+    _analyse_ahead(part, ready)
+    assert part[1] == _one_by_one(posts[:1])
