@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from audio_assets import media
@@ -99,3 +100,33 @@ def test_the_wrap_is_swappable_for_a_stash_with_native_audio(audio, tmp_path, mo
     with pytest.raises(ValueError):
         rendering.render_mode()
 
+
+
+def test_a_video_made_by_a_killed_run_is_not_made_again(audio, tmp_path):
+    """A run killed after an mp4 was finished but before its row was saved: the next run finds
+    the render's manifest (same inputs, same file) and keeps the video instead of making it again."""
+    import json
+
+    from audio_assets.layers import rendering
+    from audio_assets.layers.releases import RELEASE_SCHEMA, VARIANT_SCHEMA
+    from audio_assets.layers.sources import frame
+    from audio_assets.settings import load_settings
+
+    settings = load_settings({"AUDIO_ASSETS_DATA": str(tmp_path / "data")})
+    (settings.data_root / "audio").mkdir(parents=True)
+    (settings.data_root / "audio" / "a.m4a").write_bytes(audio["m4a"].read_bytes())
+    rel = frame([{"release_id": "rel_k", "title": "Kept", "performers": json.dumps(["P"]), "post_urls": "[]",
+                  "release_date": "2025-08-01", "artwork_path": None}], RELEASE_SCHEMA)
+    var = frame([{"release_id": "rel_k", "variant_id": "rel_k_1", "release_date": "2025-08-01", "variant_index": 0,
+                  "label": "", "audio_path": "audio/a.m4a", "audio_sha256": "s1", "status": "ok"}], VARIANT_SCHEMA)
+    [first] = rendering.build_rendered_videos(settings, rel, var, None).to_dicts()
+    assert first["rendered"]
+    video = settings.data_root / first["video_path"]
+    made = video.stat().st_mtime_ns
+    [again] = rendering.build_rendered_videos(settings, rel, var, None).to_dicts()  # no saved rows
+    assert not again["rendered"] and video.stat().st_mtime_ns == made
+    assert {k: v for k, v in again.items() if k != "rendered"} == {k: v for k, v in first.items() if k != "rendered"}
+    # other inputs (a new audio) are rendered again
+    var2 = var.with_columns(audio_sha256=pl.lit("s2"))
+    [third] = rendering.build_rendered_videos(settings, rel, var2, None).to_dicts()
+    assert third["rendered"]

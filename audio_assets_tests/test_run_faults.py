@@ -330,7 +330,7 @@ def test_kill_during_rendering(world, corpus, bases, tmp_path):
     """SIGKILL of a run (audio already downloaded) while it renders: the F4F variant's mp4 is
     written under its temp name (a name with brackets, as titles have) but not yet renamed. Nothing
     Stash would scan is partial; the re-run removes the dead render's temp file, renders what is
-    missing, and downloads nothing."""
+    missing (the videos finished before the kill are kept), and downloads nothing."""
     w = world("sourced")
     wrapper, marker = tmp_path / "ffmpeg-hold.sh", tmp_path / "render-held"
     wrapper.write_text(RENDER_HOLD.format(real=ffmpeg_exe(), marker=marker, hold_s=HOLD_S))
@@ -349,9 +349,12 @@ def test_kill_during_rendering(world, corpus, bases, tmp_path):
     for path in in_place:  # what has its name is whole
         assert probe(path).has_real_video, path
     assert Warehouse(w.data_root).read("rendered_videos", [DAY]) is None
+    assert in_place  # the videos rendered before the F4F one
+    made = {p: p.stat().st_mtime_ns for p in in_place}
 
     fetched = rerun(w, corpus, bases)
     assert fetched == []  # every audio was verified before the kill: nothing downloaded again
+    assert {p: p.stat().st_mtime_ns for p in in_place} == made  # and finished videos were not made again
 
 
 def test_kill_during_stash_sync(world, corpus, bases):

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 import polars as pl
 
@@ -81,18 +82,41 @@ def build_rendered_videos(settings: Settings, releases: pl.DataFrame, variants: 
             if old and old["render_key"] == key and old["status"] == "ok" and (settings.data_root / old["video_path"]).exists():
                 rows.append({**old, "rendered": False})
                 continue
+            # a run killed after this video was made (before its row was saved) left its manifest
+            manifest = settings.data_root / "cache" / "renders" / f"{out.name}.json"
+            done = _read_manifest(manifest)
+            if done and done.get("render_key") == key and out.exists() and out.stat().st_size == done.get("bytes"):
+                rows.append({**done, **base, "rendered": False})
+                continue
             result = media.render(audio, image, out, cache_dir=cache_dir, metadata=metadata)
             if old and old["video_path"] and old["video_path"] != rel(settings, out):
                 (settings.data_root / old["video_path"]).unlink(missing_ok=True)
-            rows.append({**base, "video_path": rel(settings, out), "audio_path": v["audio_path"], "image_path": rel(settings, image),
-                         "image_kind": image_kind, "duration_s": result.duration_s, "audio_duration_s": result.audio_duration_s,
-                         "video_codec": result.video_codec, "audio_codec": result.audio_codec, "audio_copied": result.audio_copied,
-                         "render_settings": result.settings, "render_key": key, "render_seconds": result.seconds,
-                         "rendered": True, "bytes": out.stat().st_size, "status": "ok"})
+            row = {**base, "video_path": rel(settings, out), "audio_path": v["audio_path"], "image_path": rel(settings, image),
+                   "image_kind": image_kind, "duration_s": result.duration_s, "audio_duration_s": result.audio_duration_s,
+                   "video_codec": result.video_codec, "audio_codec": result.audio_codec, "audio_copied": result.audio_copied,
+                   "render_settings": result.settings, "render_key": key, "render_seconds": result.seconds,
+                   "rendered": True, "bytes": out.stat().st_size, "status": "ok"}
+            _write_manifest(manifest, row)
+            rows.append(row)
         except Exception as exc:  # noqa: BLE001 - one bad variant never takes the day down
             rows.append({**base, "audio_path": v["audio_path"], "status": "error",
                          "error": f"render of {v['variant_id']} failed: {type(exc).__name__}: {exc}"[:2000]})
     return frame(rows, VIDEO_SCHEMA)
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_manifest(path: Path, row: dict) -> None:
+    """What a finished render made (its row), written atomically beside nothing Stash scans."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(row, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def _hand_over_audio(settings: Settings, release: dict, variant: dict, base: dict, audio) -> dict:
