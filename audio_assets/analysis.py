@@ -78,6 +78,19 @@ LINK_RE = re.compile(
     r"|(?<=<)((?i:https?)://[^\s<>]+)>"
     r"|(?<=[hH])(?i:ttps?)://" + _URL_CHARS + r"+)"
 )
+# The same matches, but a bare URL is matched from the ":" of its "://" (the scheme before it
+# is looked behind for), so the engine stops at "[", "<" and ":" (rare in prose) instead of at
+# every "h"; the caller moves such a match's start back over the scheme. The two differ only
+# where the scheme before a "://" could belong to the match before it, which takes a bare URL
+# ending in front of an "\u017f" (long s, which re.I matches to "s"): for a text that holds one,
+# LINK_RE is used.
+_LINK_AT_COLON_RE = re.compile(
+    r"[\[<:](?:"
+    r"(?<=\[)([^\[\]\n]*(?:\[[^\[\]\n]*\][^\[\]\n]*)*)\]\(\s*<?((?i:https?)://[^\s()<>]+)>?\s*\)"
+    r"|(?<=<)((?i:https?)://[^\s<>]+)>"
+    r"|(?<=[hH](?i:ttps):)//" + _URL_CHARS + r"+"
+    r"|(?<=[hH](?i:ttp):)//" + _URL_CHARS + r"+)"
+)
 # A scheme-less audio or script address ("soundgasm.net/u/A/B"), looked for only when present.
 _SCHEMELESS_RE = re.compile(
     r"(?<![\w.@/-])((?:www\.)?(?:soundgasm\.net|whyp\.it|hotaudio\.net|scriptbin\.works)/"
@@ -551,8 +564,8 @@ def _heading_variant(line: str) -> str | None:
 _LONG = 4000  # characters: a long body (a script, a story) is read line by line where it matters
 
 
-def _link_matches_by_line(text: str):
-    """LINK_RE's matches in a long text, read only on the lines that hold a URL."""
+def _link_matches_by_line(text: str, rx: re.Pattern):
+    """LINK_RE's matches (by ``rx``) in a long text, read only on the lines that hold a URL."""
     i = text.find("://")
     n = len(text)
     while i >= 0:
@@ -560,7 +573,7 @@ def _link_matches_by_line(text: str):
         le = text.find("\n", i)
         if le < 0:
             le = n
-        yield from LINK_RE.finditer(text, ls, le)
+        yield from rx.finditer(text, ls, le)
         i = text.find("://", le)
 
 
@@ -576,14 +589,21 @@ def _scan(text: str) -> tuple[list[tuple], str, str]:
     last = 0
     reddit = False
     cache = _LINK_CACHE
-    for m in LINK_RE.finditer(text) if len(text) < _LONG else _link_matches_by_line(text):
+    rx = _LINK_AT_COLON_RE if "\u017f" not in text else LINK_RE
+    for m in rx.finditer(text) if len(text) < _LONG else _link_matches_by_line(text, rx):
         start, end = m.span()
         label, md_url, auto_url = m.groups()
-        pieces.append(text[last:start])
         if label is None:
+            if auto_url is None:  # a bare URL
+                if text[start] == ":":  # matched from its "://": it opens at its scheme
+                    start -= 4 if text[start - 1] in "pP" else 5
+                url_raw = text[start:end]
+            else:
+                url_raw = auto_url
+            pieces.append(text[last:start])
             pieces.append(" ")
-            url_raw = auto_url or m.group(0)
         else:
+            pieces.append(text[last:start])
             if "\\" in label:
                 label = unescape_markdown(label)
             label = label.strip() or None
@@ -1344,17 +1364,19 @@ def analyse_posts(
     yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts)
 
 
-def _analyse_ahead(part: list, future) -> None:
+def _analyse_ahead(part: list, future) -> int:
     """Analyse the posts of a local part ([posts, results so far]) until ``future`` is done; stop
-    at a post that fails (it fails again in its turn)."""
+    at a post that fails (it fails again in its turn). How many were analysed."""
     local, done = part
-    for p in islice(local, len(done), None):
+    n = len(done)
+    for p in islice(local, n, None):
         try:
             done.append(analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5]))
         except Exception:  # noqa: BLE001 - raised in its turn
-            return
+            break
         if future.done():
-            return
+            break
+    return len(done) - n
 
 
 def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostAnalysis]:
@@ -1366,9 +1388,10 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
     children * size * t_read and a worker size * t_worker (seconds per post, measured as the
     batch goes: t_read is reading a worker's result back; t_local and t_read include the
     caller's time between results). The local share evens them out, times a bias that is raised
-    a little when this process comes to a worker's result before it is ready (it then analyses
-    the next local part ahead of its turn meanwhile; those results wait) and lowered more when it
-    finds the worker two chunks ahead (the worker could run dry)."""
+    when this process comes to a worker's result before it is ready (it then analyses the next
+    local part ahead of its turn meanwhile; those results wait) and still finds it not ready
+    after that, and lowered when it finds the worker two chunks ahead (the worker could run dry);
+    once changed, the bias is held while the rounds sent before the change come back."""
     # Seconds per post; until measured, guesses relative to t_local (a worker also pickles).
     t_local: float | None = None
     t_worker: float | None = None
@@ -1388,6 +1411,7 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
     queue: deque = deque()
     in_flight = 0
     sent = read = 0
+    hold = 2 * children  # the first rounds are sized on guesses
     more = True
     files = tempfile.mkdtemp(prefix="audio_assets_analysis_")
     try:
@@ -1418,25 +1442,35 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                     if type(item) is list:
                         local, done = item
                         yield from done
+                        t0 = time.perf_counter()
                         for p in islice(local, len(done), None):
                             yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
-                        if len(done) < len(local):
-                            t = (time.perf_counter() - t0) / (len(local) - len(done))
+                        n = len(local) - len(done)
+                        if n >= 100:
+                            t = (time.perf_counter() - t0) / n
                             t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
                         continue
                     in_flight -= 1
                     future, path = item
                     read += 1
+                    change = 1.0
                     if not future.done():  # early: analyse ahead while the worker finishes
                         nxt = next((x for x in queue if type(x) is list), None)
                         if nxt is not None:
-                            _analyse_ahead(nxt, future)
-                        if read > 2 * children:  # (the first rounds are sized on guesses)
-                            bias = min(2.0, bias * 1.05)
+                            n = _analyse_ahead(nxt, future)
+                            if n >= 100:
+                                t = (time.perf_counter() - t0) / n
+                                t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
+                        if not future.done():  # and still early
+                            change = 1.15
                     else:
                         ahead = next((x[0] for x in queue if type(x) is tuple), None)
                         if ahead is not None and ahead.done():  # late: the worker could run dry
-                            bias = max(0.3, bias * 0.8)
+                            change = 0.85
+                    # A new bias tells only on the rounds sent after it: hold it for those in flight.
+                    if change != 1.0 and read > hold:
+                        bias = min(2.0, max(0.3, bias * change))
+                        hold = read + 3 * children
                     error, seconds = future.result()
                     t0 = time.perf_counter()
                     blobs, loads = _read_results(path + ".out")
