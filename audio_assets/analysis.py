@@ -184,21 +184,21 @@ def _title_tags(title: str) -> tuple[list[str], str]:
 
 
 def _bracket_tags(title: str) -> tuple[list[str], str]:
-    """_title_tags of a title with no "{": TAG_RE's [...] tags found with str.split and str.find
-    (a "[" opens a tag when a "]" follows within 80 characters, with no bracket between)."""
+    """_title_tags of a title with no "{": TAG_RE's [...] tags found with str.split and
+    str.partition (a "[" opens a tag when a "]" follows within 80 characters, with no bracket
+    between)."""
     pieces = title.split("[")
     cur = pieces[0]
     segments = []
     tags = []
-    for k in range(1, len(pieces)):
-        piece = pieces[k]
-        j = piece.find("]")
-        if 0 < j <= 80:
-            tag = piece[:j].strip()
+    for piece in pieces[1:]:
+        tag, sep, rest = piece.partition("]")
+        if sep and 0 < len(tag) <= 80:
+            tag = tag.strip()
             if tag:
                 tags.append(tag)
             segments.append(cur)
-            cur = piece[j + 1 :]
+            cur = rest
         else:
             cur = cur + "[" + piece
     segments.append(cur)
@@ -274,7 +274,7 @@ def kind_of(tags: list[str], flair: str | None) -> str | None:
 def _title_info(title: str) -> tuple[list[str], str, list[str], str | None, list[str]]:
     """(tags, clean title, audiences, kind from tags, content tags) of an (unescaped) title, in
     new lists (not memoised: a title is seldom seen twice)."""
-    tags, clean = _title_tags(title)
+    tags, clean = _bracket_tags(title) if "[" in title and "{" not in title else _title_tags(title)
     if "u/" in clean:  # "Title w/ u/X and u/Y": a credit, not part of the work's title
         stripped = _TRAILING_CREDIT_RE.sub("", clean).strip(_TITLE_STRIP)
         if stripped:
