@@ -1268,10 +1268,19 @@ def _post_args(post) -> tuple:
     if type(post) is tuple and len(post) == 6:
         return post
     if isinstance(post, Mapping):
-        return (post["post_id"], post["title"], post["body"], post["author"], post.get("flair"), post.get("extra"))
+        return (
+            post["post_id"],
+            post["title"],
+            post["body"],
+            post["author"],
+            post.get("flair"),
+            post.get("extra"),
+        )
     post = tuple(post)
     if not 4 <= len(post) <= 6:
-        raise ValueError(f"a post is (post_id, title, body, author[, flair[, extra]]), not {len(post)} values")
+        raise ValueError(
+            f"a post is (post_id, title, body, author[, flair[, extra]]), not {len(post)} values"
+        )
     return post + (None,) * (6 - len(post))
 
 
@@ -1299,12 +1308,12 @@ def _read_results(path: str) -> tuple[list[bytes], Callable]:
     return loads(data[1:]), loads
 
 
-def _analyse_chunk(path: str) -> tuple[BaseException | None, float]:
+def _analyse_chunk(path: str, keep_going: bool) -> tuple[list[tuple[int, Exception]], float]:
     """A worker process's task: the chunk of posts in the file ``path`` in (the file is removed);
     out, in the file ``path + ".out"``, a list with each analysis written apart (as the tuple of
     its fields, marshalled if the posts were: cheaper to write and to read than the dataclass
-    pickled), and returned, the error of a post that failed (the analyses stop there) and the
-    seconds taken.
+    pickled), and returned, the posts that failed ((index, error); the analyses stop at the first
+    unless ``keep_going``, which leaves an empty entry in the list) and the seconds taken.
 
     Files, not the pool's pipes, carry the chunks: a pipe holds 64 KiB, so megabytes sent through
     one go piece by piece, each piece waiting for the busy caller's threads to get the GIL."""
@@ -1316,16 +1325,20 @@ def _analyse_chunk(path: str) -> tuple[BaseException | None, float]:
     dumps = marshal.dumps if codec == b"M" else _pickle_dumps
     posts = marshal.loads(data[1:]) if codec == b"M" else pickle.loads(data[1:])
     out: list[bytes] = []
-    error = None
-    try:
-        for p in posts:
+    failures: list[tuple[int, Exception]] = []
+    for p in posts:
+        try:
             a = analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
-            out.append(dumps(_fields_of(a)))
-    except Exception as exc:  # noqa: BLE001 - raised again in the caller, at that post
-        error = exc
+        except Exception as exc:  # noqa: BLE001 - given back to the caller, for that post
+            failures.append((len(out), exc))
+            if not keep_going:
+                break
+            out.append(b"")
+            continue
+        out.append(dumps(_fields_of(a)))
     with open(path + ".out", "wb") as f:
         f.write(codec + dumps(out))
-    return error, time.perf_counter() - t0
+    return failures, time.perf_counter() - t0
 
 
 def _pool_context():
@@ -1339,9 +1352,10 @@ def analyse_posts(
     posts: Iterable,
     workers: int | None = None,
     *,
+    errors: str = "raise",
     pool_min_posts: int = POOL_MIN_POSTS,
     chunk_posts: int = CHUNK_POSTS,
-) -> Iterator[PostAnalysis]:
+) -> Iterator[PostAnalysis | Exception]:
     """Analyse many posts; yields each post's analysis (analyse_post's) in input order.
 
     A post is a tuple (post_id, title, body, author[, flair[, extra]]) or a mapping with
@@ -1350,36 +1364,57 @@ def analyse_posts(
     included: ``workers - 1`` worker processes analyse chunks of ``chunk_posts`` posts, and this
     one analyses a share of the posts in between (sized so that neither side waits) and reads
     the workers' results back. Nothing is held but the posts in flight, so the results can be
-    consumed one by one. If a post fails, the results before it are yielded, then its error is
-    raised."""
-    it = iter(posts)
-    head = [_post_args(p) for p in islice(it, pool_min_posts)]
+    consumed one by one. If a post fails, with ``errors="raise"`` the results before it are
+    yielded, then its error is raised; with ``errors="return"`` its error is yielded in its place
+    and the batch goes on."""
+    if errors not in ("raise", "return"):
+        raise ValueError(f'errors is "raise" or "return", not {errors!r}')
     procs = (os.cpu_count() or 1) if workers is None else workers
-    if len(head) < pool_min_posts or procs <= 1:
-        for part in (head, it):
-            for p in part:
-                p = _post_args(p)
-                yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+    return _analyse_posts(iter(posts), procs, errors == "return", pool_min_posts, chunk_posts)
+
+
+def _analyse_posts(
+    it: Iterator, procs: int, keep_going: bool, pool_min_posts: int, chunk_posts: int
+) -> Iterator[PostAnalysis | Exception]:
+    head = [_post_args(p) for p in islice(it, pool_min_posts)]
+    if len(head) >= pool_min_posts and procs > 1:
+        yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts, keep_going)
         return
-    yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts)
+    for part in (head, it):
+        for p in part:
+            p = _post_args(p)
+            try:
+                a = analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                a = exc
+            yield a
 
 
-def _analyse_ahead(part: list, future) -> int:
-    """Analyse the posts of a local part ([posts, results so far]) until ``future`` is done; stop
-    at a post that fails (it fails again in its turn). How many were analysed."""
+def _analyse_ahead(part: list, future, keep_going: bool) -> int:
+    """Analyse the posts of a local part ([posts, results so far]) until ``future`` is done; a
+    post that fails stops it (it fails again in its turn) unless ``keep_going`` (its error is
+    its result). How many were analysed."""
     local, done = part
     n = len(done)
     for p in islice(local, n, None):
         try:
-            done.append(analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5]))
-        except Exception:  # noqa: BLE001 - raised in its turn
-            break
+            done.append(
+                analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+            )
+        except Exception as exc:  # noqa: BLE001 - raised (or given) in its turn
+            if not keep_going:
+                break
+            done.append(exc)
         if future.done():
             break
     return len(done) - n
 
 
-def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostAnalysis]:
+def _analyse_pooled(
+    posts: Iterator, children: int, size: int, keep_going: bool
+) -> Iterator[PostAnalysis | Exception]:
     """analyse_posts over ``children`` worker processes and this one.
 
     The input is cut into rounds: a local part (analysed here when its turn comes, so few results
@@ -1431,7 +1466,7 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                                 path = os.path.join(files, str(sent))
                                 sent += 1
                                 _write_chunk(path, chunk)
-                                queue.append((pool.submit(_analyse_chunk, path), path))
+                                queue.append((pool.submit(_analyse_chunk, path, keep_going), path))
                                 in_flight += 1
                             if not more:
                                 break
@@ -1444,7 +1479,15 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                         yield from done
                         t0 = time.perf_counter()
                         for p in islice(local, len(done), None):
-                            yield analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
+                            try:
+                                a = analyse_post(
+                                    post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5]
+                                )
+                            except Exception as exc:
+                                if not keep_going:
+                                    raise
+                                a = exc
+                            yield a
                         n = len(local) - len(done)
                         if n >= 100:
                             t = (time.perf_counter() - t0) / n
@@ -1457,7 +1500,7 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                     if not future.done():  # early: analyse ahead while the worker finishes
                         nxt = next((x for x in queue if type(x) is list), None)
                         if nxt is not None:
-                            n = _analyse_ahead(nxt, future)
+                            n = _analyse_ahead(nxt, future, keep_going)
                             if n >= 100:
                                 t = (time.perf_counter() - t0) / n
                                 t_local = t if t_local is None else 0.7 * t_local + 0.3 * t
@@ -1471,13 +1514,18 @@ def _analyse_pooled(posts: Iterator, children: int, size: int) -> Iterator[PostA
                     if change != 1.0 and read > hold:
                         bias = min(2.0, max(0.3, bias * change))
                         hold = read + 3 * children
-                    error, seconds = future.result()
+                    failures, seconds = future.result()
                     t0 = time.perf_counter()
                     blobs, loads = _read_results(path + ".out")
-                    for b in blobs:
-                        yield PostAnalysis(*loads(b))
-                    if error is not None:
-                        raise error
+                    if failures and keep_going:
+                        failed = dict(failures)
+                        for i, b in enumerate(blobs):
+                            yield failed[i] if i in failed else PostAnalysis(*loads(b))
+                    else:
+                        for b in blobs:
+                            yield PostAnalysis(*loads(b))
+                        if failures:
+                            raise failures[0][1]
                     if blobs:
                         t = seconds / len(blobs)
                         t_worker = t if t_worker is None else 0.7 * t_worker + 0.3 * t

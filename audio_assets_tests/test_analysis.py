@@ -303,8 +303,7 @@ def _batch_posts(n: int) -> list[tuple]:
 
 def _one_by_one(posts):
     return [
-        analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
-        for p in posts
+        analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5]) for p in posts
     ]
 
 
@@ -315,7 +314,9 @@ def test_analyse_posts_in_process_is_analyse_post_in_order():
     assert not isinstance(got, list)  # an iterator: results can be consumed as they come
     assert list(got) == want
     # the other shapes of a post: a mapping with analyse_post's names, a tuple without flair/extra
-    as_dicts = [dict(zip(("post_id", "title", "body", "author", "flair", "extra"), p, strict=True)) for p in posts]
+    as_dicts = [
+        dict(zip(("post_id", "title", "body", "author", "flair", "extra"), p, strict=True)) for p in posts
+    ]
     assert list(analyse_posts(iter(as_dicts), workers=4)) == want
     short = [p[:4] for p in posts[:20]]
     assert list(analyse_posts(short)) == _one_by_one([(*p, None, None) for p in short])
@@ -337,7 +338,7 @@ def test_analyse_posts_over_worker_processes_is_analyse_post_in_order(monkeypatc
     want = _one_by_one(posts)
     # small chunks: many rounds, each with a share analysed here and chunks in the worker
     got = list(analyse_posts(iter(posts), workers=2, pool_min_posts=50, chunk_posts=30))
-    assert pooled == [(1, 30)]
+    assert pooled == [(1, 30, False)]
     assert got == want
     assert [a.post_id for a in got] == [p[0] for p in posts]
     assert list(analyse_posts(posts[:49], workers=2, pool_min_posts=50)) == want[:49]  # in process
@@ -360,6 +361,28 @@ def test_analyse_posts_raises_at_the_post_that_fails(pool):
     assert got == _one_by_one(posts[:137])
 
 
+@pytest.mark.parametrize("pool", [False, True])
+def test_analyse_posts_can_give_each_error_in_place_and_go_on(pool):
+    posts = _batch_posts(200)
+    bad = {13, 14, 88, 137, 199}
+    for i in bad:
+        posts[i] = (f"bad{i}", 12345, "body", "someone", None, None)
+    got = list(
+        analyse_posts(
+            posts, workers=2, errors="return", pool_min_posts=50 if pool else 10_000, chunk_posts=20
+        )
+    )
+    assert len(got) == 200
+    assert {i for i, a in enumerate(got) if isinstance(a, TypeError)} == bad
+    good = [i for i in range(200) if i not in bad]
+    assert [got[i] for i in good] == _one_by_one([posts[i] for i in good])
+
+
+def test_analyse_posts_checks_its_errors_argument():
+    with pytest.raises(ValueError):
+        analyse_posts([], errors="ignore")
+
+
 def test_analysing_ahead_stops_when_the_result_is_ready_or_at_a_failing_post():
     from concurrent.futures import Future
 
@@ -368,10 +391,14 @@ def test_analysing_ahead_stops_when_the_result_is_ready_or_at_a_failing_post():
     posts = _batch_posts(10)
     posts[6] = ("bad", 12345, "body", "someone", None, None)
     part = [posts, []]
-    _analyse_ahead(part, Future())  # never ready: up to the post that fails (raised in its turn)
+    _analyse_ahead(part, Future(), False)  # never ready: up to the post that fails (raised in its turn)
     assert part[1] == _one_by_one(posts[:6])
+    part = [posts, []]
+    _analyse_ahead(part, Future(), True)  # the error is that post's result
+    assert isinstance(part[1][6], TypeError)
+    assert part[1][:6] + part[1][7:] == _one_by_one(posts[:6] + posts[7:])
     ready = Future()
     ready.set_result(None)
     part = [posts, []]
-    _analyse_ahead(part, ready)
+    _analyse_ahead(part, ready, False)
     assert part[1] == _one_by_one(posts[:1])

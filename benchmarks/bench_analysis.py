@@ -198,7 +198,11 @@ def run(scale: float, full: bool = False, **_) -> BenchResult:
     if done != count:
         raise AssertionError(f"analyse_posts gave {done:,} results for {count:,} posts")
     batch_rate = count / batch_s
-    mode = f"{os.cpu_count()} processes" if count >= POOL_MIN_POSTS and (os.cpu_count() or 1) > 1 else "1 process"
+    mode = (
+        f"{os.cpu_count()} processes"
+        if count >= POOL_MIN_POSTS and (os.cpu_count() or 1) > 1
+        else "1 process"
+    )
     say(f"  analyse_posts ({mode}): {batch_s:.2f}s, {batch_rate:,.0f} posts/s")
 
     t0 = time.perf_counter()
