@@ -402,3 +402,41 @@ def test_analysing_ahead_stops_when_the_result_is_ready_or_at_a_failing_post():
     part = [posts, []]
     _analyse_ahead(part, ready, False)
     assert part[1] == _one_by_one(posts[:1])
+
+
+def test_post_analysis_rows_are_the_same_when_worker_processes_share_the_batch(monkeypatch):
+    from functools import partial
+
+    from audio_assets import analysis
+    from audio_assets.layers import sources
+
+    posts = _batch_posts(300)
+    reddit = sources.frame(
+        [
+            {
+                "post_id": p[0],
+                "post_date": "2025-07-01",
+                "title": p[1],
+                "body": p[2],
+                "author": p[3],
+                "flair": p[4],
+                "permalink": f"https://www.reddit.com/r/gonewildaudio/comments/{p[0]}/",
+                "created_utc": 1.0e9 + i,
+                "status": "missing" if i % 7 == 0 else "ok",
+            }
+            for i, p in enumerate(posts)
+        ],
+        sources.REDDIT_SCHEMA,
+    )
+    gwasi = sources.frame(
+        [{"post_id": p[0], "post_date": "2025-07-01", "extra": p[5]} for p in posts if p[5]],
+        sources.GWASI_SCHEMA,
+    )
+    want = sources.build_post_analysis(reddit, gwasi)  # 300 posts: analysed in this process
+    assert want.height == 300 and want["status"].to_list() == ["ok"] * 300
+    monkeypatch.setattr(
+        analysis,
+        "analyse_posts",
+        partial(analysis.analyse_posts, workers=2, pool_min_posts=50, chunk_posts=30),
+    )
+    assert sources.build_post_analysis(reddit, gwasi).equals(want)

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -160,22 +161,30 @@ def build_reddit_posts(settings: Settings, client: PoliteClient, gwasi_rows: pl.
 
 def build_post_analysis(reddit_rows: pl.DataFrame, gwasi_rows: pl.DataFrame) -> pl.DataFrame:
     extra = {r["post_id"]: r for r in gwasi_rows.iter_rows(named=True)}
+    pending: deque = deque()  # the rows whose posts analysis.analyse_posts has read, in order
+
+    def posts():
+        for r in reddit_rows.iter_rows(named=True):
+            g = extra.get(r["post_id"]) or {}
+            base = {"post_id": r["post_id"], "post_date": r["post_date"], "author": r["author"] or g.get("author"),
+                    "permalink": r["permalink"], "created_utc": r["created_utc"]}
+            pending.append((r["post_id"], r["status"], base))
+            yield (r["post_id"], r["title"] or g.get("title"), r["body"], r["author"] or g.get("author"),
+                   r["flair"] or g.get("flair"), g.get("extra"))
+
     out = []
-    for r in reddit_rows.iter_rows(named=True):
-        g = extra.get(r["post_id"]) or {}
-        base = {"post_id": r["post_id"], "post_date": r["post_date"], "author": r["author"] or g.get("author"),
-                "permalink": r["permalink"], "created_utc": r["created_utc"]}
+    # A big batch (a backfill) is shared with worker processes; a post that fails gives its error.
+    for a in analysis.analyse_posts(posts(), errors="return"):
+        post_id, status, base = pending.popleft()
         try:
-            a = analysis.analyse_post(
-                post_id=r["post_id"], title=r["title"] or g.get("title"), body=r["body"],
-                author=r["author"] or g.get("author"), flair=r["flair"] or g.get("flair"), extra=g.get("extra"),
-            )
+            if isinstance(a, Exception):
+                raise a
             d = a.as_dict()
             row = {**base, **{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in d.items() if k != "post_id"}}
-            row["status"] = "ok" if r["status"] in ("ok", "missing") else r["status"]
+            row["status"] = "ok" if status in ("ok", "missing") else status
             row["error"] = None
         except Exception as exc:  # noqa: BLE001 - bad input marks its row
-            row = {**base, "status": "invalid", "error": f"analysis failed for post {r['post_id']}: {_err(exc)}"}
+            row = {**base, "status": "invalid", "error": f"analysis failed for post {post_id}: {_err(exc)}"}
         out.append(row)
     return frame(out, ANALYSIS_SCHEMA)
 
