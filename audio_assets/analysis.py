@@ -271,27 +271,76 @@ def kind_of(tags: list[str], flair: str | None) -> str | None:
     return None
 
 
+_NO_TAG = (None, None, (), None)
+#: the title pieces (the text after a "[") that are a tag then white space: they repeat
+_PIECE_CACHE: dict[str, tuple] = {}
+
+
+def _piece_info(piece: str) -> tuple:
+    """(tag, the text after it, the tag's audiences, its kind) of the text after a "[" in a title
+    (the tag stripped, "" if blank), or _NO_TAG when no tag opens there (see _bracket_tags)."""
+    tag, sep, rest = piece.partition("]")
+    if not sep or not 0 < len(tag) <= 80:
+        return _NO_TAG
+    tag = tag.strip()
+    auds, k = _tag_info(tag) if tag else ((), None)
+    return tag, rest, auds, k
+
+
 def _title_info(title: str) -> tuple[list[str], str, list[str], str | None, list[str]]:
     """(tags, clean title, audiences, kind from tags, content tags) of an (unescaped) title, in
-    new lists (not memoised: a title is seldom seen twice)."""
-    tags, clean = _bracket_tags(title) if "[" in title and "{" not in title else _title_tags(title)
+    new lists (not memoised: a title is seldom seen twice; its tag pieces are)."""
+    audiences: list[str] = []
+    kind = None
+    content: list[str] = []
+    if "[" in title and "{" not in title:  # _bracket_tags and the loop below, in one pass
+        pieces = title.split("[")
+        cur = pieces[0]
+        segments = []
+        tags = []
+        cache = _PIECE_CACHE
+        for piece in pieces[1:]:
+            info = cache.get(piece)
+            if info is None:
+                info = _piece_info(piece)
+                if info[1] is not None and not info[1].strip():
+                    if len(cache) >= 20_000:
+                        cache.clear()
+                    cache[piece] = info
+            tag, rest, auds, k = info
+            if tag is None:
+                cur = cur + "[" + piece
+                continue
+            segments.append(cur)
+            cur = rest
+            if tag:
+                tags.append(tag)
+                if auds:
+                    for a in auds:
+                        if a not in audiences:
+                            audiences.append(a)
+                elif not k:
+                    content.append(tag)
+                if k and kind is None:
+                    kind = k
+        segments.append(cur)
+        clean = " ".join(" ".join(segments).split()).strip(_TITLE_STRIP)
+    else:
+        tags, clean = _title_tags(title)
+        for tag in tags:
+            auds, k = _tag_info(tag)
+            if auds:
+                for a in auds:
+                    if a not in audiences:
+                        audiences.append(a)
+            elif not k:
+                content.append(tag)
+            if k and kind is None:
+                kind = k
     if "u/" in clean:  # "Title w/ u/X and u/Y": a credit, not part of the work's title
         stripped = _TRAILING_CREDIT_RE.sub("", clean).strip(_TITLE_STRIP)
         if stripped:
             clean = stripped
-    audiences: list[str] = []
-    kind = None
-    content: list[str] = []
-    for tag in tags:
-        auds, k = _tag_info(tag)
-        if auds:
-            for a in auds:
-                if a not in audiences:
-                    audiences.append(a)
-        elif not k:
-            content.append(tag)
-        if k and kind is None:
-            kind = k
     return tags, clean, audiences, kind, content
 
 
