@@ -721,9 +721,9 @@ def _with_lines(text: str, found: list[tuple]) -> list[tuple]:
 
 
 def _variants(text: str, found: list[tuple]) -> list[tuple]:
-    """The links with their variant hints and their line fields (see _with_lines): the link's label, else the words before it on its
-    line, else the line's opening words, else a heading line ("**F4M version**") above the block
-    of audio-link lines it belongs to."""
+    """The links with their variant hints and their line fields (see _with_lines). A hint is the
+    link's label, else the words before it on its line, else the line's opening words, else a
+    heading line ("**F4M version**") above the block of audio-link lines it belongs to."""
     out = []
     audio_only: dict[int, bool] = {}  # link line start -> every link on it is an audio page
     unnamed = False  # an audio link without a variant yet
