@@ -1442,13 +1442,14 @@ def analyse_posts(
 def _analyse_posts(
     it: Iterator, procs: int, keep_going: bool, pool_min_posts: int, chunk_posts: int
 ) -> Iterator[PostAnalysis | Exception]:
-    head = [_post_args(p) for p in islice(it, pool_min_posts)]
+    head = [p if type(p) is tuple and len(p) == 6 else _post_args(p) for p in islice(it, pool_min_posts)]
     if len(head) >= pool_min_posts and procs > 1:
         yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts, keep_going)
         return
     for part in (head, it):
         for p in part:
-            p = _post_args(p)
+            if type(p) is not tuple or len(p) != 6:
+                p = _post_args(p)
             try:
                 a = analyse_post(post_id=p[0], title=p[1], body=p[2], author=p[3], flair=p[4], extra=p[5])
             except Exception as exc:
@@ -1506,7 +1507,7 @@ def _analyse_pooled(
         return min(4 * size, round(bias * size * max(0.0, tw - children * tr) / tl))
 
     def take(n: int) -> list[tuple]:
-        return [_post_args(p) for p in islice(posts, n)]
+        return [p if type(p) is tuple and len(p) == 6 else _post_args(p) for p in islice(posts, n)]
 
     # In input order: local parts (lists of posts) and chunks sent ((future, file) pairs).
     queue: deque = deque()
