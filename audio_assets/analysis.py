@@ -2,16 +2,19 @@
 
 Pure functions, no I/O: title tags, audiences, kind, credits (performers, scribe,
 other roles), links by platform and role, and variant hints from link labels.
+analyse_posts, for many posts, shares a big batch with worker processes (chunks passed
+through temporary files); its results are analyse_post's.
 
 Built for throughput (whole GWASI dumps go through here):
 - one regex pass finds every link; it opens with a character set, so the engine jumps
-  between "[", "<" and "h"; a long body is read only on its lines that hold a URL;
+  between "[", "<" and ":" (a bare URL is matched from its "://"); a long body is read only
+  on its lines that hold a URL;
 - the same pass builds a "plain" text (links replaced by their labels) that the credit rules
   read, so "[art](url) by u/X" reads "art by u/X" and no URL can pass for a name;
 - credits are read per u/ mention, from the few words before and after it, not by running
   every rule over the whole post; names written without u/ are read line by line;
-- what repeats from post to post is memoised: tags, flairs, URLs, link labels, lead-in
-  phrases ("Script by the lovely "), credit lines.
+- what repeats from post to post is memoised: tags and title tag pieces, flairs, URLs, link
+  labels, lead-in phrases ("Script by the lovely "), credit lines.
 
 The rules follow r/gonewildaudio practice; audio_assets_tests/fixtures/posts/posts.json
 holds the realistic posts they are held to (with notes on the ambiguous ones)."""
