@@ -256,8 +256,8 @@ def stage_base(layout: DumpLayout, out_dir: Path, *, now: float | None = None, m
                base_fills: dict | None = None) -> dict:
     """Decode a base snapshot into a Parquet file per post date under ``out_dir`` (``day=D/``).
 
-    Streams: shards are read ``batch_files`` at a time into a spillable DuckDB table under a
-    memory limit; one row per post (a later shard wins over an earlier one). Returns counts."""
+    Streams under a memory limit: shards are read ``batch_files`` at a time into sorted run
+    files, then cut into day files; one row per post (a later shard wins). Returns counts."""
     con = connect(memory_limit, threads, out_dir.parent / ".duckdb_tmp")
     try:
         return _stage(con, layout, out_dir, now=time.time() if now is None else now, base_fills=base_fills or {},
@@ -336,13 +336,13 @@ def snapshot_relation(snapshot: Path, days: list[str] | None = None) -> str:
     return f"read_parquet({[str(f) for f in files]!r}, hive_partitioning = false)"
 
 
-def delta_post_ids(delta: dict) -> list[str]:
-    """Every post id the delta names: its entries, its removals and its fills."""
+def delta_reach(delta: dict) -> tuple[list[str], list[str]]:
+    """(every post id the delta names: its entries, removals and fills; its entries' days)."""
     from audio_assets.platforms.gwasi import parse_entry
 
-    ids = {e.post_id for e in (parse_entry(x, source="delta") for x in delta.get("entries") or []) if e.post_id}
-    ids |= {str(r).lower() for r in delta.get("removed") or []}
-    return sorted(ids | set(fill_of_map(delta.get("fills") or {})))
+    entries = [parse_entry(x, source="delta") for x in delta.get("entries") or []]
+    ids = {e.post_id for e in entries if e.post_id} | {str(r).lower() for r in delta.get("removed") or []}
+    return sorted(ids | set(fill_of_map(delta.get("fills") or {}))), sorted({e.post_date for e in entries if e.post_date})
 
 
 def day_digests(con: duckdb.DuckDBPyConnection, view: str = "gwasi_rows") -> dict[str, str]:
@@ -434,12 +434,13 @@ def import_dump(path: Path, warehouse, gwasi_dir: Path, *, progress: Callable[[i
                               "maximum_object_size=67108864)").fetchone()
             base_fills = json.loads(row[0]) if row and row[0] else {}
         snap = snapshot_dir(gwasi_dir, layout.version)
+        delta_ids, delta_days = delta_reach(delta)
         staged = _stage(con, layout, snap, now=time.time(), base_fills=base_fills, progress=progress, batch_files=64,
-                        lookup_ids=delta_post_ids(delta))
+                        lookup_ids=delta_ids)
         (gwasi_dir / f"base_{layout.version}.fills.json").write_text(json.dumps(base_fills))
         # The days the delta touches (its entries' days, and the base days of the posts it names)
         # are overlaid; every other day is the staged file as it is.
-        changed = set(_delta_days(delta)) | set(staged.pop("days_of_ids"))
+        changed = set(delta_days) | set(staged.pop("days_of_ids"))
         overlay(con, snap, delta, sorted(changed), base_fills=base_fills)
         rows_by_day = staged.pop("rows_by_day")
         days = sorted(set(rows_by_day) | changed)
@@ -450,8 +451,3 @@ def import_dump(path: Path, warehouse, gwasi_dir: Path, *, progress: Callable[[i
         con.close()
     return ImportResult(layout.version, staged, days, rows, time.perf_counter() - started, snap, delta)
 
-
-def _delta_days(delta: dict) -> list[str]:
-    from audio_assets.platforms.gwasi import parse_entry
-
-    return [e.post_date for e in (parse_entry(x, source="delta") for x in delta.get("entries") or []) if e.post_date]

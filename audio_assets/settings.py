@@ -160,17 +160,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 @contextmanager
 def environment(values: dict[str, str | None]) -> Iterator[None]:
     """Set (or, with None, unset) environment variables for a block; restore them afterwards."""
+    def put(settings: dict[str, str | None]) -> None:
+        for k, v in settings.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
     old = {k: os.environ.get(k) for k in values}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(values)
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(old)

@@ -38,6 +38,7 @@ class Warehouse:
         self.db_path = self.data_root / "warehouse.duckdb"
         self.parquet_root = self.data_root / "parquet"
         self.lock = FileLock(str(self.db_path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        self._views_ready: set[str] = set()  # Parquet-backed tables whose view this instance has checked
 
     # -- DuckDB ---------------------------------------------------------------------------
     @contextmanager
@@ -48,19 +49,26 @@ class Warehouse:
         with self.lock:
             con = duckdb.connect(str(self.db_path))
             try:
-                for table in PARQUET_BACKED:
-                    self._ensure_view(con, table)
+                for table in PARQUET_BACKED - self._views_ready:
+                    if self._ensure_view(con, table):
+                        self._views_ready.add(table)
                 yield con
             finally:
                 con.close()
+
+    def _refresh_views(self) -> None:
+        """Make the views of Parquet-backed tables whose first day files were just written."""
+        with self.connect():
+            pass
 
     def _view_sql(self, table: str) -> str:
         glob = (self.parquet_root / table).resolve() / "day=*" / "part.parquet"
         return f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false)"
 
-    def _ensure_view(self, con, table: str, *, schema: str = "main") -> None:
+    def _ensure_view(self, con, table: str, *, schema: str = "main") -> bool:
         """The view over a Parquet-backed table's day files (made when the first file exists;
-        a table of that name from an older layout is replaced; a moved data root is followed)."""
+        a table of that name from an older layout is replaced; a moved data root is followed).
+        Returns whether the view is in place."""
         found = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND "
                             "table_name = ? AND table_catalog = current_database()", [schema, table]).fetchone()
         want = self._view_sql(table)
@@ -68,12 +76,13 @@ class Warehouse:
             sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ? AND schema_name = ? AND "
                               "database_name = current_database()", [table, schema]).fetchone()
             if sql and want in sql[0]:
-                return
+                return True
         if not any((self.parquet_root / table).glob("day=*/part.parquet")):
-            return
+            return False
         if found and found[0] != "VIEW":
             con.execute(f'DROP TABLE "{schema}"."{table}"')
         con.execute(f'CREATE OR REPLACE VIEW "{schema}"."{table}" AS {want}')
+        return True
 
     def _ensure_table(self, con, table: str, df: pl.DataFrame) -> None:
         con.register("_incoming", df.to_arrow())
@@ -99,8 +108,7 @@ class Warehouse:
         if table in PARQUET_BACKED:
             with self.lock:
                 self._write_days(table, df, partition_column, parts)
-            with self.connect():
-                pass  # makes the view on the first write
+            self._refresh_views()
             return df.height
         with self.connect() as con:
             self._ensure_table(con, table, df)
@@ -181,8 +189,7 @@ class Warehouse:
                         target.unlink(missing_ok=True)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        with self.connect():
-            pass  # makes the view of a Parquet-backed table
+        self._refresh_views()
         return rows
 
     @staticmethod
@@ -229,6 +236,7 @@ class Warehouse:
 
     def drop_all(self) -> None:
         with self.lock:
+            self._views_ready.clear()
             if self.db_path.exists():
                 self.db_path.unlink()
         shutil.rmtree(self.parquet_root, ignore_errors=True)
