@@ -15,13 +15,20 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from audio_assets.platforms.gwasi import FUTURE_TOLERANCE_S
-from audio_assets.warehouse import write_day_files
+from audio_assets.warehouse import DayFileWriter
 
 #: The gwasi_index columns in order with their DuckDB types (layers.sources.GWASI_SCHEMA agrees).
 INDEX_COLUMNS = {
@@ -33,9 +40,9 @@ INDEX_COLUMNS = {
 #: what decoding gives (everything but the fills and the version, which come from the dump as a whole)
 DECODED_COLUMNS = [c for c in INDEX_COLUMNS if c not in ("fill_of", "base_version")]
 #: bumped when the staged snapshot's layout changes: an older snapshot is staged again
-SNAPSHOT_LAYOUT = 2
-#: rows per row group in the sorted run files (a month of a 5M-entry dump is a few per run)
-RUN_ROW_GROUP = 8192
+SNAPSHOT_LAYOUT = 3
+#: days since 1970-01-01 of the post date (decode_sql's day_number): what the staging sorts by
+_DAY_KEY = "day_number"
 
 #: SQL over a relation with columns (e JSON, source VARCHAR, shard INT, ord INT) — or, read fast,
 #: (v VARCHAR[], source, shard, ord) — the rules of platforms.gwasi.parse_entry. Entries are read as
@@ -44,7 +51,7 @@ DECODE_SQL = f"""
 WITH x AS (
   SELECT {{entry_columns}}, source, shard, ord FROM {{relation}}
 ), y AS (
-  SELECT *, len(v) AS n, v[1] AS pid,
+  SELECT *, len(v) AS n, v[1] AS pid, regexp_full_match(v[1], '[A-Za-z0-9]{{1,12}}') AS pid_ok,
     TRY_CAST(v[6] AS DOUBLE) AS created, TRY_CAST(v[7] AS DOUBLE) AS score_d, TRY_CAST(v[8] AS DOUBLE) AS len
   FROM x
 ), z AS (
@@ -54,26 +61,26 @@ WITH x AS (
         WHEN 'VARCHAR' THEN 'a string' WHEN 'BOOLEAN' THEN 'a boolean' WHEN 'NULL' THEN 'null'
         ELSE 'a number' END || ', expected a list'
       WHEN n < 7 OR n > 9 THEN 'entry has ' || n || ' fields, expected 7 to 9'
-      WHEN pid IS NULL OR NOT regexp_full_match(pid, '[A-Za-z0-9]{{1,12}}')
-        THEN 'post id ' || coalesce(pid, 'null') || ' is not a base36 Reddit id'
+      WHEN pid IS NULL OR NOT pid_ok THEN 'post id ' || coalesce(pid, 'null') || ' is not a base36 Reddit id'
       WHEN created IS NULL OR NOT isfinite(created) THEN 'created_utc ' || coalesce(v[6], 'null') || ' is not a number'
       WHEN created <= 0 THEN 'created_utc ' || v[6] || ' is not after 1970-01-01'
       WHEN created > $now + {FUTURE_TOLERANCE_S} THEN 'created_utc ' || v[6] || ' is in the future'
       WHEN v[7] IS NOT NULL AND score_d IS NULL THEN 'score ' || v[7] || ' is not a number'
       WHEN v[8] IS NOT NULL AND (len IS NULL OR NOT isfinite(len)) THEN 'length ' || v[8] || ' is not a number'
     END AS error,
+    -- the UTC day: whole days since 1970-01-01 (no time zone lookup per row)
     CASE WHEN isfinite(created) AND created > 0 AND created <= $now + {FUTURE_TOLERANCE_S}
-      THEN strftime(to_timestamp(trunc(created)) AT TIME ZONE 'UTC', '%Y-%m-%d') END AS day
+      THEN CAST(floor(created / 86400) AS INTEGER) END AS day_number
   FROM y
 )
 SELECT
-  CASE WHEN pid IS NOT NULL AND regexp_full_match(pid, '[A-Za-z0-9]{{1,12}}') THEN lower(pid) END AS post_id,
+  CASE WHEN pid_ok THEN lower(pid) END AS post_id,
   CASE WHEN error IS NULL THEN v[2] END AS subreddit,
   CASE WHEN error IS NULL THEN v[3] END AS author,
   CASE WHEN error IS NULL THEN nullif(v[4], '') END AS flair,
   CASE WHEN error IS NULL THEN v[5] END AS title,
   CASE WHEN error IS NULL THEN CAST(trunc(created) AS BIGINT) END AS created_utc,
-  day AS post_date,
+  CAST(DATE '1970-01-01' + day_number AS VARCHAR) AS post_date,
   CASE WHEN error IS NULL THEN CAST(trunc(score_d) AS BIGINT) END AS score,
   CASE WHEN error IS NULL THEN len END AS length,
   CASE WHEN error IS NULL AND len > 0 THEN round(len * 6.0, 1) END AS duration_s,
@@ -82,7 +89,7 @@ SELECT
   CASE WHEN error IS NOT NULL THEN left(e::VARCHAR, 10000) END AS raw,
   source,
   CASE WHEN error IS NULL THEN 'ok' ELSE 'invalid' END AS status,
-  error, shard, ord
+  error, shard, ord, day_number
 FROM z
 """
 
@@ -167,35 +174,116 @@ def _read_shards(paths: list[str], *, text_lists: bool) -> str:
     )
 
 
-def _decode_run(con: duckdb.DuckDBPyConnection, paths: list[str], now: float, run: Path) -> list[Path]:
-    """Decode shard files into Parquet run files sorted by post date (small row groups, so a
-    date range is read back from every run without reading the rest). Clean files are read
-    as text lists (scan speed); a file with any bad entry is decoded again as JSON entries, so
-    an invalid entry keeps its exact text and error. Returns the run files written."""
-    def copy(sql: str, target: Path) -> None:
-        con.execute(f"COPY ({sql} ORDER BY post_date) TO '{target}' (FORMAT PARQUET, ROW_GROUP_SIZE {RUN_ROW_GROUP}, COMPRESSION uncompressed)",
-                    {"now": now})
-
+def _decode_sorted(con: duckdb.DuckDBPyConnection, paths: list[str], now: float, shape: Callable[[str], str],
+                   sink: Callable[[pa.Table], None]) -> None:
+    """Decode shard files into Arrow tables in the gwasi_index shape (``shape`` of the decoded
+    relation) sorted by (post date, shard, entry), each handed to ``sink``. Clean files are read
+    as text lists (scan speed); a batch with any bad entry is split, and a file with one is
+    decoded again as JSON entries, so an invalid entry keeps its exact text and error."""
     try:
-        copy(decode_sql(_read_shards(paths, text_lists=True), text_lists=True), run)
-        clean = con.execute(f"SELECT count(*) FROM '{run}' WHERE status <> 'ok'").fetchone()[0] == 0
+        table = con.execute(shape(decode_sql(_read_shards(paths, text_lists=True), text_lists=True)),
+                            {"now": now}).fetch_arrow_table()
     except duckdb.Error:  # an entry that is not a list of scalars: the fast reader can't type it
-        clean = False
-    if clean:
-        return [run]
-    run.unlink(missing_ok=True)
+        table = None
+    if table is not None and (table.num_rows == 0 or pc.all(pc.equal(table.column("status"), "ok")).as_py()):
+        sink(table)
+        return
+    table = None
     if len(paths) > 1:
-        return [r for n, path in enumerate(paths)
-                for r in _decode_run(con, [path], now, run.with_name(f"{run.stem}_{n}.parquet"))]
-    copy(decode_sql(_read_shards(paths, text_lists=False)), run)
-    return [run]
+        for path in paths:
+            _decode_sorted(con, [path], now, shape, sink)
+        return
+    sink(con.execute(shape(decode_sql(_read_shards(paths, text_lists=False))), {"now": now}).fetch_arrow_table())
 
 
-def _index_select(source: str, *, fills_table: str, version: str, where: str = "true") -> str:
-    """``source``'s decoded rows in the gwasi_index shape (fills joined, version set)."""
+class _MonthRuns:
+    """Pass one's output: each decoded batch, sorted by date, cut into its months and appended to
+    an Arrow stream file per month (``undated`` for entries with no usable date), so pass two
+    reads a month at a time and finds each day as one slice per batch, with nothing to sort."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.writers: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
+        self.ids: list = []  # (post_id, its hash, shard, ord) of valid entries, to find ids given twice
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        ok = pc.equal(table.column("status"), "ok")
+        self.ids.append(table.select(["post_id", "id_hash", "shard", "ord"]).filter(ok))
+        start = 0
+        for month, n in _runs(table.column(_DAY_KEY), lambda d: "undated" if d is None else _day_text(d)[:7]):
+            writer = self.writers.get(month)
+            if writer is None:
+                writer = self.writers[month] = pa.ipc.new_stream(self.folder / f"{month}.arrows", table.schema)
+            writer.write_table(table.slice(start, n))
+            start += n
+
+    def close(self) -> list[str]:
+        for writer in self.writers.values():
+            writer.close()
+        return sorted(self.writers)
+
+    def read(self, month: str) -> pa.Table:
+        with pa.OSFile(str(self.folder / f"{month}.arrows")) as f:
+            return pa.ipc.open_stream(f).read_all()
+
+
+@lru_cache(maxsize=65536)
+def _day_text(day_number: int) -> str:
+    return (_EPOCH + timedelta(days=day_number)).isoformat()
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _winners(ids: list[pa.Table]) -> tuple[dict[str, int], int, int]:
+    """Of the valid entries' (post_id, id_hash, shard, ord): {post id given more than once: the
+    key (shard << 32 | entry) of the one that wins, the last}, how many entries, how many lose.
+    Candidates are found by hash (integers are quick to compare), then checked by id."""
+    if not ids:
+        return {}, 0, 0
+    table = pa.concat_tables(ids)
+    hashes = pl.from_arrow(table.select(["id_hash"]))
+    candidates = hashes.with_row_index().filter(pl.col("id_hash").is_duplicated()).get_column("index")
+    if candidates.is_empty():
+        return {}, table.num_rows, 0
+    rows = pl.from_arrow(table.take(pa.array(candidates.to_list(), pa.uint64())).select(["post_id", "shard", "ord"]))
+    winners = (rows.group_by("post_id")
+               .agg((pl.col("shard").cast(pl.Int64) * 4294967296 + pl.col("ord")).max().alias("k"), pl.len().alias("n"))
+               .filter(pl.col("n") > 1))
+    duplicates = int(winners.get_column("n").sum() - winners.height) if winners.height else 0
+    return (dict(zip(winners.get_column("post_id").to_list(), winners.get_column("k").to_list(), strict=True)),
+            table.num_rows, duplicates)
+
+
+def _runs(column, key: Callable = lambda v: v) -> list[tuple]:
+    """(key, length) of each run of equal keys in a sorted column (nulls last), in order."""
+    out: list[list] = []
+    for chunk in column.chunks if hasattr(column, "chunks") else [column]:
+        if len(chunk) == 0:
+            continue
+        encoded = pc.run_end_encode(chunk)
+        ends = encoded.run_ends.to_pylist()
+        values = encoded.values.to_pylist()
+        prev = 0
+        for v, e in zip(values, ends, strict=True):
+            k = key(v)
+            if out and out[-1][0] == k:
+                out[-1][1] += e - prev
+            else:
+                out.append([k, e - prev])
+            prev = e
+    return [(k, n) for k, n in out]
+
+
+def _index_select(source: str, *, fills_table: str, version: str, where: str = "true", extra: str = "") -> str:
+    """``source``'s decoded rows in the gwasi_index shape (fills joined, version set), then ``extra`` columns."""
     cols = ", ".join(
         "f.fill_of" if c == "fill_of" else f"'{version}' AS base_version" if c == "base_version"
         else f"CAST(r.{c} AS {t}) AS {c}" for c, t in INDEX_COLUMNS.items())
+    if extra:
+        cols += ", " + extra
     return f"SELECT {cols} FROM {source} r LEFT JOIN {fills_table} f USING (post_id) WHERE {where}"
 
 
@@ -206,49 +294,108 @@ def _load_fills(con: duckdb.DuckDBPyConnection, name: str, fills: dict) -> None:
         con.executemany(f"INSERT INTO {name} VALUES (?, ?)", pairs)
 
 
+def _write_days(runs: _MonthRuns, months: list[str], out_dir: Path, winner_of: dict[str, int],
+                lookup_ids: list[str]) -> tuple[int, dict[str, int], list[str]]:
+    """Pass two: each month's runs read back, each day (one sorted slice per batch) written as
+    ``out_dir/day=D/part.parquet`` with only the winning entry of an id given twice, and the
+    undated entries as ``undated.parquet``. Returns (entries read, rows by day, the days that
+    hold any of ``lookup_ids``)."""
+    dup_ids = pa.array(list(winner_of), pa.string())
+    lookup = pa.array(sorted(set(lookup_ids)), pa.string())
+    total = 0
+    rows_by_day: dict[str, int] = {}
+    days_of_ids: set[str] = set()
+    columns = list(INDEX_COLUMNS)
+
+    def keep_winners(rows: pa.Table) -> pa.Table:
+        dup = pc.is_in(rows.column("post_id"), value_set=dup_ids)
+        if not pc.any(dup).as_py():
+            return rows
+        ids_, shards, ords, statuses = (rows.column(c).to_pylist() for c in ("post_id", "shard", "ord", "status"))
+        mask = [not d or s != "ok" or winner_of[i] == sh * 4294967296 + o
+                for d, i, sh, o, s in zip(dup.to_pylist(), ids_, shards, ords, statuses, strict=True)]
+        return rows.filter(pa.array(mask))
+
+    with DayFileWriter(out_dir) as writer:
+        for month in months:
+            table = runs.read(month)
+            total += table.num_rows
+            if month == "undated":
+                pq.write_table(table.select(columns), out_dir / "undated.parquet")
+                continue
+            # each batch's slice of the month is sorted by day: a day is one slice of each
+            slices: dict[str, list] = {}
+            for batch in table.to_batches():
+                start = 0
+                for day, n in _runs(batch.column(_DAY_KEY), _day_text):
+                    slices.setdefault(day, []).append(batch.slice(start, n))
+                    start += n
+            for day, parts in slices.items():
+                rows = pa.Table.from_batches(parts)
+                if len(dup_ids):
+                    rows = keep_winners(rows)
+                if len(lookup) and pc.any(pc.is_in(rows.column("post_id"), value_set=lookup)).as_py():
+                    days_of_ids.add(day)
+                rows_by_day[day] = rows.num_rows
+                writer.submit(day, rows.select(columns))
+            writer.drain(leave=len(slices))  # this month's files are written while the next is read
+    return total, rows_by_day, sorted(days_of_ids)
+
+
 def _stage(con: duckdb.DuckDBPyConnection, layout: DumpLayout, out_dir: Path, *, now: float, base_fills: dict,
            progress: Callable[[int, int], None] | None, batch_files: int, lookup_ids: list[str] = ()) -> dict:
     """Decode the base and write the snapshot: a ``gwasi_index``-shaped file per day (one row
     per post; a later shard wins), plus ``undated.parquet`` for entries too broken to have a date.
 
-    Two streaming passes: shards are decoded ``batch_files`` at a time into run files sorted by
-    date; then the runs are read back a range of months at a time and cut into day files.
+    Two streaming passes, one sort: shards are decoded ``batch_files`` at a time, sorted by date
+    and appended a month at a time to Arrow stream files; then each month is read back and each
+    of its days, one already-sorted slice per batch, is written as a file.
     Returns counts, ``rows_by_day`` and ``days_of_ids``: the days of ``lookup_ids`` in the base."""
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / ".runs").mkdir(parents=True)
     files = [str(p) for p in (layout.shard_files or ([layout.single_file] if layout.single_file else []))]
-    runs: list[Path] = []
-    for k, start in enumerate(range(0, len(files), batch_files)):
-        runs += _decode_run(con, files[start:start + batch_files], now, tmp / ".runs" / f"{k}.parquet")
-        if progress:
-            progress(min(start + batch_files, len(files)), len(files))
-    if not runs:
+    if not files:
         raise FileNotFoundError(f"GWASI base {layout.version} in {layout.root} has no shard files to read")
-    decoded = f"read_parquet({[str(r) for r in runs]!r})"
-    total, ok = con.execute(f"SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM {decoded}").fetchone()
-    # One row per post: where an id occurs twice, the later shard (then the later entry) wins.
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _keep AS
-                   SELECT post_id, max(shard::BIGINT * 4294967296 + ord) AS k FROM {decoded} WHERE status = 'ok'
-                   GROUP BY post_id HAVING count(*) > 1""")
     _load_fills(con, "_base_fills", base_fills)
-    winners = (f"(SELECT * FROM {decoded} WHERE status <> 'ok' OR post_id NOT IN (SELECT post_id FROM _keep) "
-               "OR shard::BIGINT * 4294967296 + ord IN (SELECT k FROM _keep))")
-    written = write_day_files(con, _index_select(winners, fills_table="_base_fills", version=layout.version,
-                                                 where="post_date IS NOT NULL"), "post_date", tmp)
-    days_of_ids = [r[0] for r in con.execute(
-        f"SELECT DISTINCT post_date FROM {winners} WHERE post_date IS NOT NULL AND post_id IN (SELECT unnest(?::VARCHAR[]))",
-        [sorted(set(lookup_ids))]).fetchall()]
-    undated = _index_select(winners, fills_table="_base_fills", version=layout.version, where="post_date IS NULL")
-    con.execute(f"COPY ({undated}) TO '{tmp / 'undated.parquet'}' (FORMAT PARQUET)")
-    posts = con.execute(f"SELECT count(*) FROM {winners} WHERE status = 'ok'").fetchone()[0]
+    runs = _MonthRuns(tmp / ".runs")
+
+    def shape(decoded: str) -> str:
+        return (_index_select(f"({decoded})", fills_table="_base_fills", version=layout.version,
+                              extra=f"r.shard, r.ord, r.{_DAY_KEY}, hash(r.post_id) AS id_hash")
+                + f" ORDER BY {_DAY_KEY}, shard, ord")
+
+    # A batch's months are written out on a thread while DuckDB decodes the next batch.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = None
+
+        def sink(table: pa.Table) -> None:
+            nonlocal writing
+            if writing is not None:
+                writing.result()
+            writing = pool.submit(runs.add, table)
+
+        try:
+            for start in range(0, len(files), batch_files):
+                _decode_sorted(con, files[start:start + batch_files], now, shape, sink)
+                if progress:
+                    progress(min(start + batch_files, len(files)), len(files))
+            if writing is not None:
+                writing.result()
+        finally:
+            if writing is not None:
+                writing.exception()  # let it finish before the files are closed
+            months = runs.close()
+    winner_of, ok, duplicates = _winners(runs.ids)
+    runs.ids.clear()
+    total, rows_by_day, days_of_ids = _write_days(runs, months, tmp, winner_of, lookup_ids)
     shutil.rmtree(tmp / ".runs", ignore_errors=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     (out_dir / "_SUCCESS").write_text(json.dumps({"version": layout.version, "entries": total,
                                                   "layout": SNAPSHOT_LAYOUT}))
-    return {"entries": total, "ok": ok, "invalid": total - ok, "posts": posts, "duplicates": ok - posts,
-            "days": len(written), "rows_by_day": written, "days_of_ids": days_of_ids}
+    return {"entries": total, "ok": ok, "invalid": total - ok, "posts": ok - duplicates, "duplicates": duplicates,
+            "days": len(rows_by_day), "rows_by_day": rows_by_day, "days_of_ids": days_of_ids}
 
 
 def stage_base(layout: DumpLayout, out_dir: Path, *, now: float | None = None, memory_limit: str = "1GB",

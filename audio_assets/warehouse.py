@@ -248,6 +248,51 @@ DICTIONARY_COLUMNS = ("subreddit", "author", "flair", "source", "status", "base_
 STATISTICS_COLUMNS = ("post_id", "post_date", "created_utc")
 
 
+class DayFileWriter:
+    """Writes day files ``out_dir/day=D/part.parquet`` from Arrow tables on two threads. Thousands
+    of small files: per-file work is most of the cost, so dictionaries and statistics are kept
+    where they pay, and each file is made in memory and written at once (Arrow's file writer
+    makes a system call per page, which costs more than encoding the rows)."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.pool = ThreadPoolExecutor(max_workers=2)
+        self.pending: list = []
+
+    def __enter__(self) -> DayFileWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, day: str, rows) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        target = self.out_dir / f"day={day}" / "part.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        names = set(rows.schema.names)
+        sink = pa.BufferOutputStream()
+        pq.write_table(rows, sink, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in names],
+                       write_statistics=[c for c in STATISTICS_COLUMNS if c in names])
+        with open(target, "wb") as f:
+            f.write(sink.getvalue())
+
+    def submit(self, day: str, rows) -> None:
+        self.pending.append(self.pool.submit(self._write, day, rows))
+
+    def drain(self, leave: int = 0) -> None:
+        """Wait for the files submitted so far but the last ``leave`` (and raise the first error)."""
+        cut = max(0, len(self.pending) - leave)
+        done, self.pending = self.pending[:cut], self.pending[cut:]
+        for f in done:
+            f.result()
+
+
 def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str, out_dir: Path, *,
                     chunk_rows: int = 400_000) -> dict[str, int]:
     """Write the rows of ``select_sql`` as one Parquet file per value of ``column`` (a date),
@@ -257,7 +302,6 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
     count per month), sorted by day and cut into files written on two threads while the next
     range is read; memory stays flat however many days there are."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     per_month = con.execute(f'SELECT left("{column}", 7) AS m, count(*) FROM ({select_sql}) '
                             f'WHERE "{column}" IS NOT NULL GROUP BY m ORDER BY m').fetchall()
@@ -271,31 +315,18 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
             ranges.append((month, month))
             size = n
     counts: dict[str, int] = {}
-
-    def write(day: str, rows) -> None:
-        target = out_dir / f"day={day}" / "part.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        names = set(rows.schema.names)
-        # Thousands of small files: per-file work (dictionaries, statistics) is most of the cost.
-        pq.write_table(rows, target, use_dictionary=[c for c in DICTIONARY_COLUMNS if c in names],
-                       write_statistics=[c for c in STATISTICS_COLUMNS if c in names])
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending: list = []
+    with DayFileWriter(out_dir) as writer:
         for first, last in ranges:
             batch = con.execute(f'SELECT * FROM ({select_sql}) WHERE "{column}" >= ? AND "{column}" < ? '
                                 f'ORDER BY "{column}"', [first, last + "~"]).arrow()
             if hasattr(batch, "read_all"):
                 batch = batch.read_all()
-            for f in pending:  # one range in flight: memory holds at most two
-                f.result()
-            pending = []
             start = 0  # sorted by day: each day's rows are one slice
-            for run in pc.value_counts(batch.column(column)).to_pylist():
+            runs = pc.value_counts(batch.column(column)).to_pylist()
+            for run in runs:
                 day, n = run["values"], run["counts"]
-                pending.append(pool.submit(write, day, batch.slice(start, n)))
+                writer.submit(day, batch.slice(start, n))
                 counts[day] = n
                 start += n
-        for f in pending:
-            f.result()
+            writer.drain(leave=len(runs))  # this range in flight while the next is read
     return counts
