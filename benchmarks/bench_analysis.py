@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 
-from benchmarks.common import BenchResult, say
+from benchmarks.common import ROOT, BenchResult, run_child, say, temp_dir
 
 FULL_POSTS = 1_000_000
 TARGET_POSTS_PER_S = 50_000
@@ -129,6 +129,39 @@ def make_posts(count: int, seed: int = 11) -> list[tuple]:
     return [make_post(n, rnd) for n in range(count)]
 
 
+#: the system's own CPython, if it is another build than the one running the benchmarks: analysis
+#: is pure Python, so the interpreter's build (distributions compile with PGO and LTO; a pyenv
+#: build without --enable-optimizations does not) is part of its speed
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+CHILD = r"""
+import marshal, sys, time
+from audio_assets.analysis import analyse_posts
+if __name__ == "__main__":
+    with open(sys.argv[1], "rb") as f:
+        posts = marshal.load(f)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in analyse_posts(posts))
+    print(n, time.perf_counter() - t0)
+"""
+
+
+def _system_python() -> tuple[str, str] | None:
+    """(path, version) of the system's CPython when it is 3.11+ and not the interpreter running this."""
+    import os
+    import subprocess
+    import sys
+
+    if not os.path.exists(SYSTEM_PYTHON) or os.path.realpath(SYSTEM_PYTHON) == os.path.realpath(sys._base_executable):
+        return None
+    try:
+        out = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info >= (3, 11), sys.version.split()[0])"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (SYSTEM_PYTHON, out[1]) if out and out[0] == "True" else None
+
+
 def run(scale: float, full: bool = False, **_) -> BenchResult:
     import os
 
@@ -233,6 +266,27 @@ def run(scale: float, full: bool = False, **_) -> BenchResult:
         batch_rate >= TARGET_POSTS_PER_S,
         "worker start-up included",
     )
+    system = _system_python()
+    if system is not None:
+        # The same batch under the system's interpreter, in the same run (an interpreter's build
+        # is a large part of pure-Python speed).
+        import marshal
+
+        path, version = system
+        with temp_dir("analysis") as tmp:
+            with open(tmp / "posts.marshal", "wb") as f:
+                marshal.dump(posts, f)
+            child = run_child([path, "-c", CHILD, str(tmp / "posts.marshal")], cwd=ROOT,
+                              env_vars={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
+        if child.returncode == 0:
+            n, seconds = child.stdout.split()
+            rate = int(n) / float(seconds)
+            say(f"  analyse_posts under {path} (Python {version}): {rate:,.0f} posts/s")
+            res.details.update(system_python=f"{path} {version}", system_python_seconds=round(float(seconds), 2))
+            res.row(f"posts/s, the same batch under {path} (Python {version}, the system's build)", rate, base_rate,
+                    "posts/s", rate / base_rate, "x baseline", "(info)", None)
+        else:
+            res.note(f"analyse_posts under {path} failed: {child.stderr[-500:]}")
     res.row(
         "posts/s (analyse_post, 1 process)",
         single_rate,
