@@ -6,6 +6,7 @@ A file already held is never fetched again."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from audio_assets.http_client import FetchError, PoliteClient
-from audio_assets.media import sha256_file
+from audio_assets.media import sha256_file, sha256_of
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -100,14 +101,16 @@ def download(
                     total = int(response.headers["content-length"])
                 if total is not None and total > max_bytes:
                     raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes{raise_it}")
-                mode = "ab" if have else "wb"
+                # hashed as it arrives (a resumed file: what it had first), so it is not read again
+                hasher = sha256_of(part) if have else hashlib.sha256()
                 written = have
-                with open(part, mode) as f:
+                with open(part, "ab" if have else "wb") as f:
                     for chunk in response.iter_bytes():  # as it arrives: a cut keeps what came
                         written += len(chunk)
                         if written > max_bytes:
                             raise DownloadError(f"{url} grew past the size cap of {max_bytes} bytes{raise_it}")
                         f.write(chunk)
+                        hasher.update(chunk)
                 if total is not None and written != total:
                     last_error = DownloadError(f"{url}: got {written} of {total} bytes")
                     continue  # resume from what we have
@@ -142,7 +145,7 @@ def download(
         if problem:
             part.unlink(missing_ok=True)
             raise DownloadError(f"{url}: downloaded file failed its check: {problem}")
-    digest = sha256_file(part)
+    digest = hasher.hexdigest()
     size = part.stat().st_size
     os.replace(part, dest)
     return Downloaded(dest, size, digest, fetched=True, content_type=content_type)

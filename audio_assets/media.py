@@ -87,12 +87,17 @@ def fingerprint_similarity(a: str | None, b: str | None, *, max_offset: int = 8)
     return best
 
 
-def sha256_file(path: Path) -> str:
+def sha256_of(path: Path):
+    """A sha256 hasher fed with the file's bytes (more can be added to it)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return h
+
+
+def sha256_file(path: Path) -> str:
+    return sha256_of(path).hexdigest()
 
 
 # -- title cards and the wrap ------------------------------------------------------------

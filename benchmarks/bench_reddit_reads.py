@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 
+from audio_assets.replica.corpus import base36
 from benchmarks.common import REPLICA_MEDIA, BenchResult, say
-from benchmarks.gwasi_dump import to36
 
 FULL_EXTRA_POSTS = 1000
 REDDIT_HOSTS = {"reddit.com", "www.reddit.com", "old.reddit.com", "oauth.reddit.com"}
 
 
 def extra_post(n: int) -> dict:
-    pid = "zz" + to36(36**4 + n)
+    pid = "zz" + base36(36**4 + n)
     created = 1754000000.0 + n * 60
     return {
         "id": pid,

@@ -1,0 +1,25 @@
+"""The benchmarks (`make bench`) are not run by the suite, but they must keep working: every one
+imports, and the analysis one (quick at a small scale) gives its rows."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from benchmarks.__main__ import BENCHMARKS
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_every_benchmark_imports(name):
+    assert callable(importlib.import_module(BENCHMARKS[name]).run)
+
+
+def test_the_analysis_benchmark_measures_both_sides():
+    from benchmarks import bench_analysis
+
+    res = bench_analysis.run(scale=0.002)
+    rows = {r.metric.split(" (")[0]: r for r in res.rows}
+    assert rows["posts/s"].project > 0 and rows["posts/s"].baseline > 0
+    assert res.details["sample_with_audio_links"] > 0 and res.details["sample_with_scribe"] > 0
+
