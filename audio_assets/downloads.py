@@ -79,7 +79,10 @@ def download(
     last_error: Exception | None = None
     content_type = None
     for _attempt in range(attempts):
-        have = part.stat().st_size if part.exists() else 0
+        try:
+            have = part.stat().st_size
+        except FileNotFoundError:
+            have = 0
         req_headers = dict(headers or {})
         if have:
             req_headers["Range"] = f"bytes={have}-"
@@ -114,7 +117,7 @@ def download(
                 if total is not None and written != total:
                     last_error = DownloadError(f"{url}: got {written} of {total} bytes")
                     continue  # resume from what we have
-            if part.stat().st_size == 0:
+            if written == 0:
                 part.unlink()
                 raise DownloadError(f"{url} served an empty (zero-byte) file")
             break
@@ -146,6 +149,5 @@ def download(
             part.unlink(missing_ok=True)
             raise DownloadError(f"{url}: downloaded file failed its check: {problem}")
     digest = hasher.hexdigest()
-    size = part.stat().st_size
     os.replace(part, dest)
-    return Downloaded(dest, size, digest, fetched=True, content_type=content_type)
+    return Downloaded(dest, written, digest, fetched=True, content_type=content_type)
