@@ -95,11 +95,19 @@ def download(
                     have = 0  # the server ignored Range: start over
                 total = None
                 if response.status_code == 206:
-                    m = re.match(r"bytes (\d+)-\d+/(\d+)", response.headers.get("content-range", ""))
+                    content_range = response.headers.get("content-range", "")
+                    m = re.match(r"bytes (\d+)-\d+/(\d+)", content_range)
+                    start = int(m.group(1)) if m else None
                     if m:
                         total = int(m.group(2))
-                        if int(m.group(1)) != have:
-                            have = 0
+                    if start == 0:
+                        have = 0  # the whole file again: written from its start
+                    elif start != have:
+                        # another range than the one asked for: its bytes can't follow ours
+                        part.unlink(missing_ok=True)
+                        last_error = DownloadError(
+                            f"{url}: asked for bytes from {have}, the host sent {content_range or 'no Content-Range'}")
+                        continue
                 elif response.headers.get("content-length"):
                     total = int(response.headers["content-length"])
                 if total is not None and total > max_bytes:
