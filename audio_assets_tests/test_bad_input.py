@@ -37,6 +37,7 @@ from audio_assets.replica.server import ReplicaServer, Response
 from audio_assets.replica.stash_emulator import StashEmulator
 from audio_assets.runner import run_pipeline
 from audio_assets.settings import environment
+from audio_assets.stash.sync import BIDI_CONTROLS
 
 from .conftest import MEDIA_CACHE
 
@@ -83,6 +84,7 @@ def _release_ok(post_id: str) -> Callable[[Outcome, dict], None]:
             for text in [scene["title"], scene.get("details") or "", *names]:
                 assert text and not any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text), \
                     f"Stash got a control character: {text[:80]!r}"
+                assert not BIDI_CONTROLS & set(text), f"Stash got a bidirectional override: {text[:80]!r}"
     return check
 
 

@@ -132,13 +132,20 @@ def desired_scenes(settings: Settings, releases: pl.DataFrame, variants: pl.Data
     return [without_control_characters(w) for w in wants]
 
 
+#: bidirectional embeddings, overrides and isolates: they reorder how the text around them is
+#: shown ("evil" typed after U+202E shows as "live"), so a name or title could pass for another
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def stash_text(value, *, multiline: bool = False):
-    """Text from outside as Stash gets it: no control characters (a NUL in a title or a name),
-    line breaks kept only where the field has lines."""
+    """Text from outside as Stash gets it: no control characters (a NUL in a title or a name)
+    and no bidirectional overrides (right-to-left text itself is kept), line breaks kept only
+    where the field has lines."""
     if not isinstance(value, str):
         return value
     keep = "\n\t" if multiline else ""
-    return "".join(c for c in value if c in keep or unicodedata.category(c) != "Cc")
+    return "".join(c for c in value
+                   if c in keep or (unicodedata.category(c) != "Cc" and c not in BIDI_CONTROLS))
 
 
 def without_control_characters(w: SceneWant) -> SceneWant:
