@@ -4,7 +4,11 @@ tests themselves on free loopback ports and stopped afterwards."""
 from __future__ import annotations
 
 import os
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,18 @@ import pytest
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
 MEDIA_CACHE = Path(os.environ.get("AUDIO_ASSETS_TEST_MEDIA", "/tmp/audio_assets_test_media"))
+
+
+@contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A one-off HTTP server with ``handler`` on a free loopback port; yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,15 @@ with another range (or the whole file) never leaves a file of the right size and
 from __future__ import annotations
 
 import hashlib
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from audio_assets.downloads import download
 from audio_assets.http_client import PoliteClient
 from audio_assets.settings import load_settings
+
+from .conftest import local_http_server
 
 BODY = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(8192))  # 256 KiB, no repeats
 HELD = 100_000  # bytes of the part file already on disk
@@ -46,12 +47,9 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def odd_server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _OddRangeHandler)
     _OddRangeHandler.requests = []
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http_server(_OddRangeHandler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("first_start", [HELD + 4096, 0, HELD])

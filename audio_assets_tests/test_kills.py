@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from .conftest import local_http_server
 
 BODY = hashlib.sha256(b"seed").digest() * (3 * 1024 * 1024 // 32)  # 3 MiB
 
@@ -49,12 +50,9 @@ class _SlowHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow_server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
     _SlowHandler.ranges = []
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with local_http_server(_SlowHandler) as url:
+        yield url
 
 
 DOWNLOADER = textwrap.dedent("""
