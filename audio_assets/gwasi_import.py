@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from audio_assets.platforms.gwasi import FUTURE_TOLERANCE_S
-from audio_assets.warehouse import DayFileWriter
+from audio_assets.warehouse import DayFileWriter, sorted_runs
 
 #: The gwasi_index columns in order with their DuckDB types (layers.sources.GWASI_SCHEMA agrees).
 INDEX_COLUMNS = {
@@ -43,6 +43,8 @@ DECODED_COLUMNS = [c for c in INDEX_COLUMNS if c not in ("fill_of", "base_versio
 SNAPSHOT_LAYOUT = 3
 #: days since 1970-01-01 of the post date (decode_sql's day_number): what the staging sorts by
 _DAY_KEY = "day_number"
+#: an entry's place in the base, shard * _SHARD_STEP + its index: where an id is given twice, the highest wins
+_SHARD_STEP = 1 << 32
 
 #: SQL over a relation with columns (e JSON, source VARCHAR, shard INT, ord INT) — or, read fast,
 #: (v VARCHAR[], source, shard, ord) — the rules of platforms.gwasi.parse_entry. Entries are read as
@@ -199,20 +201,32 @@ def _decode_sorted(con: duckdb.DuckDBPyConnection, paths: list[str], now: float,
 class _MonthRuns:
     """Pass one's output: each decoded batch, sorted by date, cut into its months and appended to
     an Arrow stream file per month (``undated`` for entries with no usable date), so pass two
-    reads a month at a time and finds each day as one slice per batch, with nothing to sort."""
+    reads a month at a time and finds each day as one slice per batch, with nothing to sort.
+    A batch is written out on a thread while DuckDB decodes the next (one batch in flight)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.writers: dict[str, pa.ipc.RecordBatchStreamWriter] = {}
         self.ids: list = []  # (post_id, its hash, shard, ord) of valid entries, to find ids given twice
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._writing = None
 
     def add(self, table: pa.Table) -> None:
+        self._wait()
+        self._writing = self._pool.submit(self._write, table)
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def _write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
         ok = pc.equal(table.column("status"), "ok")
         self.ids.append(table.select(["post_id", "id_hash", "shard", "ord"]).filter(ok))
         start = 0
-        for month, n in _runs(table.column(_DAY_KEY), lambda d: "undated" if d is None else _day_text(d)[:7]):
+        for month, n in sorted_runs(table.column(_DAY_KEY), lambda d: "undated" if d is None else _day_text(d)[:7]):
             writer = self.writers.get(month)
             if writer is None:
                 writer = self.writers[month] = pa.ipc.new_stream(self.folder / f"{month}.arrows", table.schema)
@@ -220,8 +234,13 @@ class _MonthRuns:
             start += n
 
     def close(self) -> list[str]:
-        for writer in self.writers.values():
-            writer.close()
+        """Finish the batch in flight (raising its error), close the files; the months written."""
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            for writer in self.writers.values():
+                writer.close()
         return sorted(self.writers)
 
     def read(self, month: str) -> pa.Table:
@@ -229,17 +248,17 @@ class _MonthRuns:
             return pa.ipc.open_stream(f).read_all()
 
 
+_EPOCH = date(1970, 1, 1)
+
+
 @lru_cache(maxsize=65536)
 def _day_text(day_number: int) -> str:
     return (_EPOCH + timedelta(days=day_number)).isoformat()
 
 
-_EPOCH = date(1970, 1, 1)
-
-
 def _winners(ids: list[pa.Table]) -> tuple[dict[str, int], int, int]:
     """Of the valid entries' (post_id, id_hash, shard, ord): {post id given more than once: the
-    key (shard << 32 | entry) of the one that wins, the last}, how many entries, how many lose.
+    place (see _SHARD_STEP) of the one that wins, the last}, how many entries, how many lose.
     Candidates are found by hash (integers are quick to compare), then checked by id."""
     if not ids:
         return {}, 0, 0
@@ -250,31 +269,11 @@ def _winners(ids: list[pa.Table]) -> tuple[dict[str, int], int, int]:
         return {}, table.num_rows, 0
     rows = pl.from_arrow(table.take(pa.array(candidates.to_list(), pa.uint64())).select(["post_id", "shard", "ord"]))
     winners = (rows.group_by("post_id")
-               .agg((pl.col("shard").cast(pl.Int64) * 4294967296 + pl.col("ord")).max().alias("k"), pl.len().alias("n"))
+               .agg((pl.col("shard").cast(pl.Int64) * _SHARD_STEP + pl.col("ord")).max().alias("k"), pl.len().alias("n"))
                .filter(pl.col("n") > 1))
-    duplicates = int(winners.get_column("n").sum() - winners.height) if winners.height else 0
+    duplicates = int(winners.get_column("n").sum()) - winners.height
     return (dict(zip(winners.get_column("post_id").to_list(), winners.get_column("k").to_list(), strict=True)),
             table.num_rows, duplicates)
-
-
-def _runs(column, key: Callable = lambda v: v) -> list[tuple]:
-    """(key, length) of each run of equal keys in a sorted column (nulls last), in order."""
-    out: list[list] = []
-    for chunk in column.chunks if hasattr(column, "chunks") else [column]:
-        if len(chunk) == 0:
-            continue
-        encoded = pc.run_end_encode(chunk)
-        ends = encoded.run_ends.to_pylist()
-        values = encoded.values.to_pylist()
-        prev = 0
-        for v, e in zip(values, ends, strict=True):
-            k = key(v)
-            if out and out[-1][0] == k:
-                out[-1][1] += e - prev
-            else:
-                out.append([k, e - prev])
-            prev = e
-    return [(k, n) for k, n in out]
 
 
 def _index_select(source: str, *, fills_table: str, version: str, where: str = "true", extra: str = "") -> str:
@@ -312,7 +311,7 @@ def _write_days(runs: _MonthRuns, months: list[str], out_dir: Path, winner_of: d
         if not pc.any(dup).as_py():
             return rows
         ids_, shards, ords, statuses = (rows.column(c).to_pylist() for c in ("post_id", "shard", "ord", "status"))
-        mask = [not d or s != "ok" or winner_of[i] == sh * 4294967296 + o
+        mask = [not d or s != "ok" or winner_of[i] == sh * _SHARD_STEP + o
                 for d, i, sh, o, s in zip(dup.to_pylist(), ids_, shards, ords, statuses, strict=True)]
         return rows.filter(pa.array(mask))
 
@@ -327,7 +326,7 @@ def _write_days(runs: _MonthRuns, months: list[str], out_dir: Path, winner_of: d
             slices: dict[str, list] = {}
             for batch in table.to_batches():
                 start = 0
-                for day, n in _runs(batch.column(_DAY_KEY), _day_text):
+                for day, n in sorted_runs(batch.column(_DAY_KEY), _day_text):
                     slices.setdefault(day, []).append(batch.slice(start, n))
                     start += n
             for day, parts in slices.items():
@@ -365,27 +364,13 @@ def _stage(con: duckdb.DuckDBPyConnection, layout: DumpLayout, out_dir: Path, *,
                               extra=f"r.shard, r.ord, r.{_DAY_KEY}, hash(r.post_id) AS id_hash")
                 + f" ORDER BY {_DAY_KEY}, shard, ord")
 
-    # A batch's months are written out on a thread while DuckDB decodes the next batch.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        writing = None
-
-        def sink(table: pa.Table) -> None:
-            nonlocal writing
-            if writing is not None:
-                writing.result()
-            writing = pool.submit(runs.add, table)
-
-        try:
-            for start in range(0, len(files), batch_files):
-                _decode_sorted(con, files[start:start + batch_files], now, shape, sink)
-                if progress:
-                    progress(min(start + batch_files, len(files)), len(files))
-            if writing is not None:
-                writing.result()
-        finally:
-            if writing is not None:
-                writing.exception()  # let it finish before the files are closed
-            months = runs.close()
+    try:
+        for start in range(0, len(files), batch_files):
+            _decode_sorted(con, files[start:start + batch_files], now, shape, runs.add)
+            if progress:
+                progress(min(start + batch_files, len(files)), len(files))
+    finally:
+        months = runs.close()
     winner_of, ok, duplicates = _winners(runs.ids)
     runs.ids.clear()
     total, rows_by_day, days_of_ids = _write_days(runs, months, tmp, winner_of, lookup_ids)
@@ -403,8 +388,8 @@ def stage_base(layout: DumpLayout, out_dir: Path, *, now: float | None = None, m
                base_fills: dict | None = None) -> dict:
     """Decode a base snapshot into a Parquet file per post date under ``out_dir`` (``day=D/``).
 
-    Streams under a memory limit: shards are read ``batch_files`` at a time into sorted run
-    files, then cut into day files; one row per post (a later shard wins). Returns counts."""
+    Streams under a memory limit: shards are read ``batch_files`` at a time, sorted by date
+    into month files, then cut into day files; one row per post (a later shard wins). Returns counts."""
     con = connect(memory_limit, threads, out_dir.parent / ".duckdb_tmp")
     try:
         return _stage(con, layout, out_dir, now=time.time() if now is None else now, base_fills=base_fills or {},

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,6 +248,29 @@ DICTIONARY_COLUMNS = ("subreddit", "author", "flair", "source", "status", "base_
 STATISTICS_COLUMNS = ("post_id", "post_date", "created_utc")
 
 
+def sorted_runs(column, key: Callable = lambda v: v) -> list[tuple]:
+    """(key(value), length) of each run of rows whose values map to one key, in order, in a column
+    (Arrow array or chunked array) sorted so that equal keys are adjacent (a date, or its month)."""
+    import pyarrow.compute as pc
+
+    out: list[list] = []
+    for chunk in column.chunks if hasattr(column, "chunks") else [column]:
+        if len(chunk) == 0:
+            continue
+        encoded = pc.run_end_encode(chunk)
+        ends = encoded.run_ends.to_pylist()
+        values = encoded.values.to_pylist()
+        prev = 0
+        for v, e in zip(values, ends, strict=True):
+            k = key(v)
+            if out and out[-1][0] == k:
+                out[-1][1] += e - prev
+            else:
+                out.append([k, e - prev])
+            prev = e
+    return [(k, n) for k, n in out]
+
+
 class DayFileWriter:
     """Writes day files ``out_dir/day=D/part.parquet`` from Arrow tables on two threads. Thousands
     of small files: per-file work is most of the cost, so dictionaries and statistics are kept
@@ -301,8 +324,6 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
     The rows are read a range of months at a time (ranges of about ``chunk_rows`` rows, from a
     count per month), sorted by day and cut into files written on two threads while the next
     range is read; memory stays flat however many days there are."""
-    import pyarrow.compute as pc
-
     per_month = con.execute(f'SELECT left("{column}", 7) AS m, count(*) FROM ({select_sql}) '
                             f'WHERE "{column}" IS NOT NULL GROUP BY m ORDER BY m').fetchall()
     ranges: list[tuple[str, str]] = []
@@ -322,9 +343,8 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
             if hasattr(batch, "read_all"):
                 batch = batch.read_all()
             start = 0  # sorted by day: each day's rows are one slice
-            runs = pc.value_counts(batch.column(column)).to_pylist()
-            for run in runs:
-                day, n = run["values"], run["counts"]
+            runs = sorted_runs(batch.column(column))
+            for day, n in runs:
                 writer.submit(day, batch.slice(start, n))
                 counts[day] = n
                 start += n
