@@ -4,7 +4,11 @@ vs a trivial pass."""
 
 from __future__ import annotations
 
+import marshal
+import os
 import random
+import subprocess
+import sys
 import time
 
 from benchmarks.common import ROOT, BenchResult, run_child, say, temp_dir
@@ -130,8 +134,8 @@ def make_posts(count: int, seed: int = 11) -> list[tuple]:
 
 
 #: the system's own CPython, if it is another build than the one running the benchmarks: analysis
-#: is pure Python, so the interpreter's build (distributions compile with PGO and LTO; a pyenv
-#: build without --enable-optimizations does not) is part of its speed
+#: is pure Python, so the interpreter's build (a distribution's optimised build; a pyenv build
+#: without --enable-optimizations is not) is part of its speed
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 CHILD = r"""
@@ -148,10 +152,6 @@ if __name__ == "__main__":
 
 def _system_python() -> tuple[str, str] | None:
     """(path, version) of the system's CPython when it is 3.11+ and not the interpreter running this."""
-    import os
-    import subprocess
-    import sys
-
     if not os.path.exists(SYSTEM_PYTHON) or os.path.realpath(SYSTEM_PYTHON) == os.path.realpath(sys._base_executable):
         return None
     try:
@@ -162,9 +162,30 @@ def _system_python() -> tuple[str, str] | None:
     return (SYSTEM_PYTHON, out[1]) if out and out[0] == "True" else None
 
 
-def run(scale: float, full: bool = False, **_) -> BenchResult:
-    import os
+def _time_under_system_python(res: BenchResult, posts: list[tuple], base_rate: float) -> None:
+    """The same batch under the system's interpreter, in the same run, as an INFO row (an
+    interpreter's build is a large part of pure-Python speed)."""
+    system = _system_python()
+    if system is None:
+        return
+    path, version = system
+    with temp_dir("analysis") as tmp:
+        with open(tmp / "posts.marshal", "wb") as f:
+            marshal.dump(posts, f)
+        child = run_child([path, "-c", CHILD, str(tmp / "posts.marshal")], cwd=ROOT,
+                          env_vars={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
+    if child.returncode != 0:
+        res.note(f"analyse_posts under {path} failed: {child.stderr[-500:]}")
+        return
+    n, seconds = child.stdout.split()
+    rate = int(n) / float(seconds)
+    say(f"  analyse_posts under {path} (Python {version}): {rate:,.0f} posts/s")
+    res.details.update(system_python=f"{path} {version}", system_python_seconds=round(float(seconds), 2))
+    res.row(f"posts/s, the same batch under {path} (Python {version}, the system's build)", rate, base_rate,
+            "posts/s", rate / base_rate, "x baseline", "(info)", None)
 
+
+def run(scale: float, full: bool = False, **_) -> BenchResult:
     from audio_assets.analysis import POOL_MIN_POSTS, analyse_post, analyse_posts
 
     res = BenchResult("analysis")
@@ -266,27 +287,7 @@ def run(scale: float, full: bool = False, **_) -> BenchResult:
         batch_rate >= TARGET_POSTS_PER_S,
         "worker start-up included",
     )
-    system = _system_python()
-    if system is not None:
-        # The same batch under the system's interpreter, in the same run (an interpreter's build
-        # is a large part of pure-Python speed).
-        import marshal
-
-        path, version = system
-        with temp_dir("analysis") as tmp:
-            with open(tmp / "posts.marshal", "wb") as f:
-                marshal.dump(posts, f)
-            child = run_child([path, "-c", CHILD, str(tmp / "posts.marshal")], cwd=ROOT,
-                              env_vars={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)})
-        if child.returncode == 0:
-            n, seconds = child.stdout.split()
-            rate = int(n) / float(seconds)
-            say(f"  analyse_posts under {path} (Python {version}): {rate:,.0f} posts/s")
-            res.details.update(system_python=f"{path} {version}", system_python_seconds=round(float(seconds), 2))
-            res.row(f"posts/s, the same batch under {path} (Python {version}, the system's build)", rate, base_rate,
-                    "posts/s", rate / base_rate, "x baseline", "(info)", None)
-        else:
-            res.note(f"analyse_posts under {path} failed: {child.stderr[-500:]}")
+    _time_under_system_python(res, posts, base_rate)
     res.row(
         "posts/s (analyse_post, 1 process)",
         single_rate,
