@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from audio_assets.downloads import safe_name
 from audio_assets.layers import releases as releases_layer
 from audio_assets.layers import rendering
 from audio_assets.settings import Settings
@@ -101,7 +101,7 @@ def sync_days(settings: Settings, wh: Warehouse, client: StashClient, days: list
 
 
 def journal_path(wh: Warehouse, run_id: str) -> Path:
-    return wh.data_root / "stash" / "journal" / (re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:200] + ".jsonl")
+    return wh.data_root / "stash" / "journal" / (safe_name(run_id, max_len=200, fallback="run") + ".jsonl")
 
 
 def recover_journals(wh: Warehouse) -> list[str]:
