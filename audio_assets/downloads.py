@@ -72,7 +72,8 @@ def download(
     raise_it = f"; raise {cap_setting} to fetch it" if cap_setting else ""
     if dest.exists():
         return Downloaded(dest, dest.stat().st_size, sha256_file(dest), fetched=False)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.parent.is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(dest.parent).free < min_free_bytes:
         raise DownloadError(f"less than {min_free_bytes // 1024**2} MiB free in {dest.parent}; free some space and re-run")
     part = dest.with_name(dest.name + ".part")

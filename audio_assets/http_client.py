@@ -114,7 +114,10 @@ class PoliteClient:
 
     def map_url(self, url: str) -> str:
         """Translate a real URL to the address it is served from (the host map)."""
-        host = self.check_allowed(url)
+        return self._mapped(url, self.check_allowed(url))
+
+    def _mapped(self, url: str, host: str) -> str:
+        """map_url for a URL whose (allowed) host is known."""
         base = self.host_map.get(host)
         if not base:
             return url
@@ -177,7 +180,7 @@ class PoliteClient:
         hops = [url]
         for _hop in range(max_redirects + 1):
             host = self.check_allowed(current)
-            target = self.map_url(current)
+            target = self._mapped(current, host)
             attempt = 0
             while True:
                 self._wait_for_slot(host)
