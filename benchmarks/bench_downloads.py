@@ -11,7 +11,7 @@ from benchmarks.common import REPLICA_MEDIA, BenchResult, RssSampler, say, temp_
 
 FULL_FILES = 200
 THREADS = 4
-ROUNDS = 5
+ROUNDS = 9
 MEMORY_FLAT_MIB = 64
 
 
