@@ -13,6 +13,10 @@ FULL_FILES = 200
 THREADS = 4
 ROUNDS = 9
 MEMORY_FLAT_MIB = 64
+#: the per-host rate limit for the project's side: on, so its code runs, but far above what loopback
+#: serves (a few thousand files a second), so it never holds a request back and the ratio measures
+#: the client's own work per file, not the limit
+RATE_PER_HOST = 100_000
 
 
 def run(scale: float, **_) -> BenchResult:
@@ -39,7 +43,7 @@ def run(scale: float, **_) -> BenchResult:
             settings = load_settings(
                 {
                     "AUDIO_ASSETS_HOST_MAP": server.host_map_env(),
-                    "AUDIO_ASSETS_RATE_PER_HOST": "1000",
+                    "AUDIO_ASSETS_RATE_PER_HOST": str(RATE_PER_HOST),
                     "AUDIO_ASSETS_DATA": str(tmp),
                 }
             )
