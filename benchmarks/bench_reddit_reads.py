@@ -111,8 +111,8 @@ def run(scale: float, **_) -> BenchResult:
         )
         res.row("wall time", proj_s, base_s, "s", base_s / proj_s, "x faster", "(info)", None)
         res.note(
-            f"each replica response costs ~{1000 * base_s / max(1, base_n):.0f} ms on loopback (headers and body are "
-            "two writes without TCP_NODELAY: Nagle + delayed ACK), so wall time mostly counts requests"
+            f"each replica response costs ~{1000 * base_s / max(1, base_n):.1f} ms on loopback (the replica's own "
+            "Python work per request), so wall time mostly counts requests"
         )
     finally:
         server.stop()
