@@ -188,8 +188,9 @@ CATALOGUE: list[Kind] = [
     Kind(16, "reddit_giant_body", "a 1,000,000-character body (the audio link at its start)",
          "reddit_posts", {"post_id": "zzr16"}, "ok", r"body of 1,0\d\d,\d\d\d characters cut to the first 200,000",
          _both(_body_cut, _release_ok("zzr16"))),
-    Kind(17, "reddit_unreadable_answer", "Reddit's answer has created_utc 'not-a-time'",
-         "reddit_posts", {"post_id": "zzr17"}, "invalid", r"Reddit answer for zzr17 could not be read: .*not-a-time"),
+    Kind(17, "reddit_unreadable_answer", "Reddit's answer has created_utc 'not-a-time' (the rest of the post is kept)",
+         "reddit_posts", {"post_id": "zzr17"}, "ok",
+         r"fields of the wrong type, left empty: created_utc \"not-a-time\" \(not a number\)$", _release_ok("zzr17")),
     Kind(18, "reddit_null_title", "Reddit's answer has a null title (GWASI has one)",
          "reddit_posts", {"post_id": "zzr18"}, "ok", None, _title_from_gwasi),
     # -- host pages -------------------------------------------------------------------------
@@ -255,6 +256,12 @@ CATALOGUE: list[Kind] = [
          "audio_files", {"post_id": "zzn42"}, "ok", None, _both(_not_on_disk_outside, _release_ok("zzn42"))),
     Kind(43, "scriptbin_title_hostile", "a scriptbin title with ../, NUL, emoji, RTL, 500+ characters",
          "scripts", {"post_id": "zzn43"}, "ok", None, _text_path_safe),
+    Kind(44, "reddit_mistyped_fields", "Reddit's answer has a score of 'lots', num_comments 'x', over_18 'yes', "
+         "an author that is an object and a permalink that is a list (a frame of them took the partition down)",
+         "reddit_posts", {"post_id": "zzr44"}, "ok",
+         r"left empty: author \{\"name\": \"zzMistyped\"\} \(not text\), permalink \[.*\] \(not text\), "
+         r"score \"lots\" \(not a number\), num_comments \"x\" \(not a number\), over_18 \"yes\" \(not true or false\)$",
+         _release_ok("zzr44")),
 ]
 
 
@@ -289,14 +296,15 @@ class HostileWorld:
 
     def post(self, pid: str, *, author: str | None = "zzposter", title: str | None = "[F4M] A Post",
              body: str = "", where: str = "delta", flair: str = "OC", reddit: bool = True, gwasi_title=...,
-             gwasi_author=None, score: int = 10, **fields) -> dict:
-        """A Reddit post and its GWASI entry (in the delta, or in base shard N: where="base:N")."""
+             gwasi_author=None, score: int = 10, answer: dict | None = None, **fields) -> dict:
+        """A Reddit post and its GWASI entry (in the delta, or in base shard N: where="base:N");
+        ``answer`` overrides fields of Reddit's answer last (``score`` is GWASI's)."""
         ts = self.ts()
         data = {
             "id": pid, "name": f"t3_{pid}", "subreddit": "gonewildaudio", "author": author, "title": title,
             "selftext": body, "link_flair_text": flair, "created_utc": float(ts),
             "permalink": f"/r/gonewildaudio/comments/{pid}/post/", "url": f"https://www.reddit.com/r/gonewildaudio/comments/{pid}/post/",
-            "score": 10, "num_comments": 1, "over_18": True, "removed_by_category": None, **fields,
+            "score": 10, "num_comments": 1, "over_18": True, "removed_by_category": None, **fields, **(answer or {}),
         }
         entry = [pid, "gonewildaudio", gwasi_author or author or "zzposter", flair,
                  title if gwasi_title is ... else gwasi_title, ts, score, 30]
@@ -388,8 +396,14 @@ class HostileWorld:
         link16 = self.soundgasm("zzGiant", "Giant-Body")
         filler = ("All the words of a very long story. " * 30_000)[:1_000_000]
         post("zzr16", author="zzGiant", title="[F4M] Giant Body", body=f"[Soundgasm]({link16})\n\n{filler}")
-        post("zzr17", author="zzUnreadable", title="[F4M] Unreadable Answer", created_utc="not-a-time")
+        post("zzr17", author="zzUnreadable", title="[F4M] Unreadable Answer", created_utc="not-a-time",
+             body=f"[Soundgasm]({self.soundgasm('zzUnreadable', 'Unreadable-Answer')})")
         post("zzr18", author="zzNoTitle", title=None, gwasi_title="[F4M] GWASI Keeps The Title")
+        # 44 (Reddit): fields of the wrong type; GWASI has the author
+        post("zzr44", author={"name": "zzMistyped"}, gwasi_author="zzMistyped", title="[F4M] Mistyped Answer",
+             body=f"[Soundgasm]({self.soundgasm('zzMistyped', 'Mistyped-Answer')})",
+             answer={"score": "lots", "num_comments": "x", "over_18": "yes",
+                     "permalink": ["/r/gonewildaudio/comments/zzr44/"]})
 
         # 19-24 host pages missing every selector, a gate that loops, an image that is a page
         r.set_route(SG_PAGE.format(user="zzbare", slug="Bare-Page"), html_page)

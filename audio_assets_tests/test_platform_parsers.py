@@ -112,9 +112,44 @@ def test_reddit_post_states():
     assert giant.body_chars == 300_000 and len(giant.body) == reddit.MAX_BODY_CHARS
 
 
+
+def test_reddit_fields_of_the_wrong_type_are_left_empty_and_the_post_kept():
+    from audio_assets.layers.sources import REDDIT_SCHEMA, frame
+
+    answer = {"id": "1mf0zav", "author": {"name": "SnakeySmut"}, "title": 42, "created_utc": "not-a-time",
+              "selftext": "[F4M] https://soundgasm.net/u/SnakeySmut/Late-Night", "subreddit": "gonewildaudio",
+              "score": "lots", "num_comments": 3.5, "over_18": "yes", "permalink": ["/r/x/"], "url": None}
+    post = reddit.parse_post(answer)
+    # the body (and so its links) is kept; an author of the wrong type is unknown, not deleted
+    assert post.status == "ok" and not post.is_deleted and post.body == answer["selftext"]
+    assert (post.author, post.title, post.created_utc, post.post_date, post.score, post.num_comments,
+            post.over_18, post.permalink) == (None,) * 8
+    assert post.error == (
+        "Reddit's answer had fields of the wrong type, left empty: author {\"name\": \"SnakeySmut\"} (not text), "
+        "created_utc \"not-a-time\" (not a number), title 42 (not text), permalink [\"/r/x/\"] (not text), "
+        "score \"lots\" (not a number), num_comments 3.5 (not a whole number), over_18 \"yes\" (not true or false)")
+    frame([post.as_row()], REDDIT_SCHEMA)  # the row fits the table (a string score stopped the partition)
+    # numbers written as text are read; a time no date can hold is left empty
+    lenient = reddit.parse_post({"id": "x5", "selftext": "b", "score": "7", "created_utc": "1754070000"})
+    assert (lenient.score, lenient.post_date, lenient.error) == (7, "2025-08-01", None)
+    far = reddit.parse_post({"id": "x6", "selftext": "b", "created_utc": 1e20})
+    assert far.created_utc is None and far.post_date is None and "created_utc 1e+20 (not a time)" in far.error
+    huge = reddit.parse_post({"id": "x8", "selftext": "b", "score": 10**30})
+    assert huge.score is None and "score 1000000000000000000000000000000 (not a whole number)" in huge.error
+    frame([huge.as_row()], REDDIT_SCHEMA)
+    both = reddit.parse_post({"id": "x7", "selftext": "x" * 300_000, "over_18": 1})
+    assert both.error.startswith("body of 300,000 characters cut") and both.error.endswith("over_18 1 (not true or false)")
+
 def test_reddit_listing_and_batches():
     listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": {"id": "a", "title": "x"}},
                                                          {"kind": "t1", "data": {"id": "c"}}]}}
     assert [d["id"] for d in reddit.parse_listing(listing)] == ["a"]
     assert [d["id"] for d in reddit.parse_listing([listing, {"kind": "Listing", "data": {"children": []}}])] == ["a"]
     assert [len(b) for b in reddit.batches([str(i) for i in range(250)])] == [100, 100, 50]
+    # children and listings of the wrong shape are skipped, not raised on (the whole batch's answer)
+    odd = {"kind": "Listing", "data": {"children": [5, {"kind": "t3", "data": [1]}, {"kind": "t3"},
+                                                    {"kind": "t3", "data": {"id": "b"}}]}}
+    assert [d["id"] for d in reddit.parse_listing(odd)] == ["b"]
+    for shape in ({"kind": "Listing", "data": [1]}, {"kind": "Listing", "data": {"children": "x"}},
+                  {"kind": "t3", "data": "x"}):
+        assert reddit.parse_listing(shape) == []

@@ -6,6 +6,7 @@ Batched reads only: ``/api/info`` takes up to 100 fullnames per call, through PR
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,57 +61,120 @@ def _date(created: float | None) -> str | None:
     return datetime.fromtimestamp(float(created), UTC).date().isoformat()
 
 
+class _TypedFields:
+    """An answer's fields read by type: a field of another type (a score of "lots", an author that
+    is an object) is left empty and named in ``bad``, so the rest of the post is kept."""
+
+    def __init__(self, data: dict):
+        self.data = data
+        self.bad: list[str] = []
+
+    def wrong(self, key: str, value: object, kind: str) -> None:
+        self.bad.append(f"{key} {json.dumps(value, default=str)[:40]} (not {kind})")
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        self.wrong(key, value, "text")
+        return None
+
+    def number(self, key: str) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = None
+            if number is not None and math.isfinite(number):
+                return number
+        self.wrong(key, value, "a number")
+        return None
+
+    def whole(self, key: str) -> int | None:
+        number = self.number(key)
+        if number is None:
+            return None
+        if number.is_integer() and abs(number) < 2**63:  # what the table's integer column holds
+            return int(number)
+        self.wrong(key, self.data.get(key), "a whole number")
+        return None
+
+    def flag(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        self.wrong(key, value, "true or false")
+        return None
+
+
 def parse_post(data: dict, *, source: str = "json") -> RedditPost:
-    """Turn a Reddit t3 ``data`` dict into a RedditPost. Crossposts resolve to the original."""
+    """Turn a Reddit t3 ``data`` dict into a RedditPost. Crossposts resolve to the original.
+
+    A field of the wrong type is left empty and named in the post's ``error`` (a note: the post,
+    its body and so its links, is kept); an answer with no id is no post (ValueError)."""
     if not isinstance(data, dict) or not data.get("id"):
         raise ValueError("not a Reddit post: no id")
     original = data
     crosspost_parent = None
     parents = data.get("crosspost_parent_list") or []
-    if parents and isinstance(parents[0], dict):
+    if isinstance(parents, list) and parents and isinstance(parents[0], dict):
         crosspost_parent = parents[0].get("id")
         original = {**data, **{k: v for k, v in parents[0].items() if k in (
             "selftext", "selftext_html", "author", "link_flair_text", "removed_by_category")}}
-    author = original.get("author")
-    body = original.get("selftext")
-    removed_by = original.get("removed_by_category")
-    is_deleted = author in (None, "[deleted]") or removed_by == "deleted" or body == "[deleted]"
+    read = _TypedFields(original)
+    author = read.text("author")
+    body = read.text("selftext")
+    removed_by = read.text("removed_by_category")
+    unknown_author = author is None and original.get("author") is not None  # of the wrong type: not a deletion
+    is_deleted = (author in (None, "[deleted]") and not unknown_author) or removed_by == "deleted" or body == "[deleted]"
     is_removed = body == "[removed]" or (removed_by not in (None, "deleted"))
     if author == "[deleted]":
         author = None
     if body in ("[deleted]", "[removed]"):
         body = None
     body_chars = len(body or "")
-    note = None
+    notes = []
     if body and len(body) > MAX_BODY_CHARS:
         body = body[:MAX_BODY_CHARS]
-        note = (f"body of {body_chars:,} characters cut to the first {MAX_BODY_CHARS:,} "
-                "(links after the cut are not read)")
+        notes.append(f"body of {body_chars:,} characters cut to the first {MAX_BODY_CHARS:,} "
+                     "(links after the cut are not read)")
     status = "deleted" if is_deleted else "removed" if is_removed else "ok"
-    created = original.get("created_utc")
-    return RedditPost(
+    created = read.number("created_utc")
+    try:
+        post_date = _date(created)
+    except (OverflowError, OSError, ValueError):  # a number, but no date (1e20)
+        read.wrong("created_utc", created, "a time")
+        created = post_date = None
+    post = RedditPost(
         post_id=str(data["id"]).lower(),
-        post_date=_date(created),
-        subreddit=original.get("subreddit"),
+        post_date=post_date,
+        subreddit=read.text("subreddit"),
         author=author,
-        title=original.get("title"),
+        title=read.text("title"),
         body=body,
         body_chars=body_chars,
-        flair=original.get("link_flair_text"),
-        created_utc=float(created) if created is not None else None,
-        permalink=original.get("permalink"),
-        url=original.get("url"),
-        score=original.get("score"),
-        num_comments=original.get("num_comments"),
-        over_18=original.get("over_18"),
+        flair=read.text("link_flair_text"),
+        created_utc=created,
+        permalink=read.text("permalink"),
+        url=read.text("url"),
+        score=read.whole("score"),
+        num_comments=read.whole("num_comments"),
+        over_18=read.flag("over_18"),
         is_deleted=is_deleted,
         is_removed=is_removed,
         removed_by_category=removed_by,
-        crosspost_parent=crosspost_parent,
+        crosspost_parent=crosspost_parent if isinstance(crosspost_parent, str) else None,
         source=source,
         status=status,
-        error=note,
+        error=None,
     )
+    if read.bad:
+        notes.append("Reddit's answer had fields of the wrong type, left empty: " + ", ".join(read.bad))
+    post.error = "; ".join(notes) or None
+    return post
 
 
 def parse_listing(doc: object) -> list[dict]:
@@ -123,9 +187,12 @@ def parse_listing(doc: object) -> list[dict]:
     if not isinstance(doc, dict):
         return []
     if doc.get("kind") == "t3":
-        return [doc.get("data") or {}]
+        return [doc["data"]] if isinstance(doc.get("data"), dict) else []
     if doc.get("kind") == "Listing":
-        return [c.get("data") or {} for c in (doc.get("data") or {}).get("children") or [] if c.get("kind") == "t3"]
+        listing = doc.get("data")
+        children = listing.get("children") if isinstance(listing, dict) else None
+        return [c["data"] for c in children if isinstance(c, dict) and c.get("kind") == "t3"
+                and isinstance(c.get("data"), dict)] if isinstance(children, list) else []
     if "id" in doc and "title" in doc:
         return [doc]
     return []
