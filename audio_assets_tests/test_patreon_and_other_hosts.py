@@ -137,6 +137,53 @@ def test_parse_post_json_fixture():
     assert "token-hash" not in repr(post)
 
 
+class _FeedClient:
+    """A client that answers a creator page (campaign 77) and then the feed pages given."""
+
+    def __init__(self, *feed_pages):
+        self.pages = list(feed_pages)
+        self.asked: list[str] = []
+
+    def get(self, url, headers=None, max_redirects=5):
+        self.asked.append(url)
+        if "/api/posts" not in url:
+            return types.SimpleNamespace(text='{"campaign": {"data": {"id": "77"}}}')
+        page = self.pages.pop(0)
+        return types.SimpleNamespace(json=lambda: page)
+
+
+def test_creator_feed_of_odd_shapes_marks_the_bad_post_and_keeps_the_rest():
+    doc = _fixture_doc()
+    good = doc["data"]
+    bad = copy.deepcopy(good)  # a title that is not text: this post is unreadable, not the feed
+    bad["id"], bad["attributes"]["title"] = "108765433", 123
+    bad["attributes"]["url"] = "https://www.patreon.com/posts/bad-108765433"
+    noon = copy.deepcopy(good)  # a day, then no time
+    noon["id"], noon["attributes"]["published_at"] = "108765434", "2025-07-18 noon"
+    noon["attributes"]["url"] = "https://www.patreon.com/posts/noon-108765434"
+    included = copy.deepcopy(doc["included"])
+    for inc in included:  # a creator name of the wrong type is no name
+        if inc.get("type") == "campaign":
+            inc["attributes"]["vanity"] = ["VelvetVixenVA"]
+    page = {"data": [good, "a string, not a post", bad, noon], "included": included, "links": {"next": 42}}
+    posts = patreon.list_creator_posts(_FeedClient(page), "VelvetVixenVA", env={})
+    assert [(p.id, bool(p.error)) for p in posts] == [("108765432", False), ("108765433", True), ("108765434", False)]
+    assert "title is not a string" in posts[1].error and posts[1].published_at == good["attributes"]["published_at"]
+    assert all(p.creator != ["VelvetVixenVA"] for p in posts)
+
+    rows, problems = sources.build_patreon_posts(_FeedClient(page), ["VelvetVixenVA"], ["2025-07-18"])
+    by_id = {r["post_id"]: r for r in rows.to_dicts()}
+    assert problems == [] and set(by_id) == {"pt_108765432", "pt_108765433", "pt_108765434"}
+    assert by_id["pt_108765432"]["status"] == "ok" and by_id["pt_108765434"]["status"] == "ok"
+    assert by_id["pt_108765434"]["created_utc"] is None
+    assert by_id["pt_108765433"]["status"] == "invalid"
+    assert by_id["pt_108765433"]["error"].startswith(
+        "Patreon post https://www.patreon.com/posts/bad-108765433 could not be read: ")
+    # a feed that is not a list of posts is the creator's problem, named, not a crash
+    rows, problems = sources.build_patreon_posts(_FeedClient({"data": {"oops": 1}}), ["VelvetVixenVA"], ["2025-07-18"])
+    assert rows.height == 0 and problems and "has no list of posts" in problems[0]
+
+
 def test_parse_locked_and_audio_relationship():
     doc = _fixture_doc()
     attrs = doc["data"]["attributes"]

@@ -69,6 +69,38 @@ def test_scriptbin_page_full_text():
                                    "I'm sorry, I didn't mean to scare you & I..."]
     with pytest.raises(scriptbin.ParseError, match="no script lines"):
         scriptbin.parse_script_page("<html><p>changed layout</p></html>", "https://scriptbin.works/u/a/b")
+    # a word count no script has (past what the table's integer column holds) is no count
+    page = (FIX / "scriptbin_page.html").read_text().replace('data-readywordcount="1234"',
+                                                             'data-readywordcount="99999999999999999999"')
+    assert scriptbin.parse_script_page(page, "https://scriptbin.works/u/a/b").word_count is None
+
+
+def test_scriptbin_profile_items_of_the_wrong_shape():
+    items = [{"slug": "a", "titleAndTags": "[F4M] A", "metadata": "public"},
+             {"slug": "b", "titleAndTags": "[F4M] B", "metadata": [True]},
+             {"slug": "c", "titleAndTags": "[F4M] C", "metadata": {"publicListed": True}}, "not an item"]
+    assert [(s["slug"], s["public"]) for s in scriptbin.parse_profile_json(items, "w")] == [
+        ("a", None), ("b", None), ("c", True)]
+
+
+def test_frame_leaves_a_value_its_column_cannot_hold_empty_and_names_it():
+    from audio_assets.layers.sources import AUDIO_SCHEMA, SCRIPT_SCHEMA, frame
+
+    rows = [{"post_id": "a", "platform_title": {"en": "x"}, "artwork_url": ["u"], "bytes": 5, "status": "ok"},
+            {"post_id": "b", "platform_user": 777, "bytes": True, "duration_s": "long", "status": "error",
+             "error": "a 404"}]
+    df = frame(rows, AUDIO_SCHEMA)  # a whyp.it title object reached this and failed the partition
+    got = {r["post_id"]: r for r in df.to_dicts()}
+    assert (got["a"]["platform_title"], got["a"]["artwork_url"], got["a"]["bytes"], got["a"]["status"]) == (
+        None, None, 5, "ok")
+    assert got["a"]["error"] == ("left empty, of a type its column can't hold: platform_title {\"en\": \"x\"}, "
+                                 "artwork_url [\"u\"]")
+    assert (got["b"]["platform_user"], got["b"]["bytes"], got["b"]["duration_s"]) == ("777", None, None)
+    assert got["b"]["error"] == "a 404; left empty, of a type its column can't hold: bytes true, duration_s \"long\""
+    big = frame([{"post_id": "c", "word_count": 10**20, "status": "ok"}], SCRIPT_SCHEMA).row(0, named=True)
+    assert big["word_count"] is None and big["error"].endswith("word_count 100000000000000000000")
+    # rows that fit are built as they are
+    assert frame([{"post_id": "d", "bytes": 1, "status": "ok"}], AUDIO_SCHEMA).row(0, named=True)["error"] is None
 
 
 def test_gwasi_entry_shapes():

@@ -59,7 +59,46 @@ ARTWORK_SCHEMA = {
 
 
 def frame(rows: list[dict], schema: dict) -> pl.DataFrame:
-    return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
+    """The rows as a table of ``schema``. A value that does not fit its column (an object where
+    text goes, a word count past 64 bits: an outside answer of a shape no parser foresaw) is left
+    empty and named in its row's ``error``, so one row's bad value never fails the partition."""
+    cells = [{k: r.get(k) for k in schema} for r in rows]
+    try:
+        return pl.DataFrame(cells, schema=schema, orient="row")
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError):
+        for row in cells:
+            _fit_row(row, schema)
+        return pl.DataFrame(cells, schema=schema, orient="row")
+
+
+_INT64 = 2**63
+
+
+def _fit_row(row: dict, schema: dict) -> None:
+    """Leave empty each of ``row``'s values its column can't hold, and name them in ``error``."""
+    misfits = []
+    for column, dtype in schema.items():
+        value = row[column]
+        if value is None:
+            continue
+        if dtype == S:
+            ok = isinstance(value, str | int | float)  # numbers as text, as the table takes them
+            if ok and not isinstance(value, str):
+                row[column] = str(value)
+        elif dtype == I:
+            ok = isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64
+        elif dtype == F:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e308
+        elif dtype == B:
+            ok = isinstance(value, bool)
+        else:
+            ok = True
+        if not ok:
+            row[column] = None
+            misfits.append(f"{column} {json.dumps(value, default=str)[:40]}")
+    if misfits and "error" in row:
+        note = "left empty, of a type its column can't hold: " + ", ".join(misfits)
+        row["error"] = f"{row['error']}; {note}" if row.get("error") else note
 
 
 def rel(settings: Settings, path: Path | None) -> str | None:
@@ -215,16 +254,26 @@ def build_patreon_posts(client: PoliteClient, creators: list[str], days: list[st
             day = (p.published_at or "")[:10]
             if day not in wanted:
                 continue
-            title = EARLY_ACCESS_RE.sub(" ", p.title or "")
-            a = analysis.analyse_post(post_id=f"pt_{p.id}", title=title, body=p.text or "", author=p.creator or vanity)
-            d = a.as_dict()
-            is_audio = p.post_type in patreon.AUDIO_POST_TYPES or p.audio_url is not None
-            d["audio_links"] = [{"platform": "patreon", "url": p.url, "label": "Patreon", "variant": None}] if is_audio else []
-            created = datetime.fromisoformat(p.published_at).timestamp() if p.published_at else None
-            row = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in d.items()}
-            row.update(post_id=f"pt_{p.id}", post_date=day, author=p.creator or vanity, permalink=p.url,
-                       created_utc=created, status="locked" if p.locked else "ok",
-                       error=patreon.locked_message(p) if p.locked else None)
+            base = {"post_id": f"pt_{p.id}", "post_date": day, "author": p.creator or vanity, "permalink": p.url}
+            if p.error:
+                rows.append({**base, "status": "invalid", "error": f"Patreon post {p.url} could not be read: {p.error}"})
+                continue
+            try:
+                title = EARLY_ACCESS_RE.sub(" ", p.title or "")
+                a = analysis.analyse_post(post_id=f"pt_{p.id}", title=title, body=p.text or "", author=p.creator or vanity)
+                d = a.as_dict()
+                is_audio = p.post_type in patreon.AUDIO_POST_TYPES or p.audio_url is not None
+                d["audio_links"] = ([{"platform": "patreon", "url": p.url, "label": "Patreon", "variant": None}]
+                                    if is_audio else [])
+                try:
+                    created = datetime.fromisoformat(p.published_at).timestamp()
+                except ValueError:  # "2024-05-01 noon": the day is read, the time is not
+                    created = None
+                row = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in d.items()}
+                row.update(base, created_utc=created, status="locked" if p.locked else "ok",
+                           error=patreon.locked_message(p) if p.locked else None)
+            except Exception as exc:  # noqa: BLE001 - bad input marks its row
+                row = {**base, "status": "invalid", "error": f"Patreon post {p.url} could not be analysed: {_err(exc)}"}
             rows.append(row)
     rows.sort(key=lambda r: (r["post_date"], r["post_id"]))
     return frame(rows, ANALYSIS_SCHEMA), problems

@@ -64,6 +64,7 @@ class PatreonPost:
     creator: str | None = None  # the campaign's (or user's) vanity name
     is_public: bool | None = None
     session_used: bool = False  # set by resolve(): was the user's own session sent?
+    error: str | None = None  # a feed's item that could not be read (its post is listed, as unreadable)
 
     @property
     def public_audio_url(self) -> str | None:
@@ -166,16 +167,16 @@ def _related(data: dict, name: str) -> list[tuple[str, str]]:
 
 
 def _creator(data: dict, included: dict[tuple[str, str], dict]) -> str | None:
-    for key in _related(data, "campaign"):
-        attrs = included.get(key) or {}
-        vanity = attrs.get("vanity") or _vanity_from_url(attrs.get("url"))
-        if vanity or attrs.get("name"):
-            return vanity or attrs.get("name")
-    for key in _related(data, "user"):
-        attrs = included.get(key) or {}
-        vanity = attrs.get("vanity") or _vanity_from_url(attrs.get("url"))
-        if vanity or attrs.get("full_name"):
-            return vanity or attrs.get("full_name")
+    for kind, name_key in (("campaign", "name"), ("user", "full_name")):
+        for key in _related(data, kind):
+            attrs = included.get(key) or {}
+            if not isinstance(attrs, dict):
+                continue
+            vanity, name = attrs.get("vanity"), attrs.get(name_key)  # text only: a name of another type is none
+            vanity = (vanity if isinstance(vanity, str) else None) or _vanity_from_url(attrs.get("url"))
+            name = name if isinstance(name, str) else None
+            if vanity or name:
+                return vanity or name
     return None
 
 
@@ -420,11 +421,27 @@ def list_creator_posts(client: PoliteClient, vanity: str, *, session_id: str | N
             raise redacted(exc, sid) from None
         except ValueError:
             raise ParseError(f"Patreon feed of {vanity} is not JSON") from None
-        included = doc.get("included") or []
-        for item in doc.get("data") or []:
-            post_url = (item.get("attributes") or {}).get("url") or f"{API_BASE}/posts/{item.get('id')}"
-            post = parse_post_json({"data": item, "included": included}, post_url)
+        items = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise ParseError(f"Patreon feed of {vanity} has no list of posts (the API's shape may have changed)")
+        included = doc.get("included") if isinstance(doc.get("included"), list) else []
+        for item in items:
+            if not isinstance(item, dict):
+                continue  # no id, no post to mark
+            attrs = item.get("attributes") if isinstance(item.get("attributes"), dict) else {}
+            given_url = attrs.get("url")
+            post_url = given_url if isinstance(given_url, str) and given_url else f"{API_BASE}/posts/{item.get('id')}"
+            try:
+                post = parse_post_json({"data": item, "included": included}, post_url)
+            except ParseError as exc:  # this post is unreadable; the creator's others are kept
+                published = attrs.get("published_at")
+                post = PatreonPost(id=str(item.get("id") or ""), url=post_url, slug=None, title=None, text=None,
+                                   published_at=published if isinstance(published, str) else None, post_type=None,
+                                   can_view=False, locked=False, error=str(exc))
             post.session_used = bool(sid)
             posts.append(post)
-        url = (doc.get("links") or {}).get("next")
+        links = doc.get("links")
+        url = links.get("next") if isinstance(links, dict) else None
+        if not isinstance(url, str):
+            url = None
     return posts

@@ -70,6 +70,8 @@ def parse_script_page(page_html: str, url: str) -> Script:
     bits = _BITS_RE.search(page_html)
     words = _WORDS_RE.search(page_html)
     word_count = int(bits.group(1)) if bits else int(words.group(1).replace(",", "")) if words else None
+    if word_count is not None and word_count >= 2**63:  # no script has that many words: a broken page
+        word_count = None
     return Script(
         url=f"https://scriptbin.works/u/{m.group(1)}/{m.group(2)}",
         user=m.group(1),
@@ -114,7 +116,7 @@ def parse_profile_json(doc: object, user: str) -> list[dict]:
         if not isinstance(item, dict) or not item.get("slug"):
             continue
         tags, title = title_tags(str(item.get("titleAndTags") or ""))
-        meta = item.get("metadata") or {}
+        meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
         out.append({"url": f"https://scriptbin.works/u/{item.get('username') or user}/{item['slug']}",
                     "slug": item["slug"], "title": title, "tags": tags, "public": meta.get("publicListed")})
     return out
