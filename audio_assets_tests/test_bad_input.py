@@ -262,6 +262,11 @@ CATALOGUE: list[Kind] = [
          r"left empty: author \{\"name\": \"zzMistyped\"\} \(not text\), permalink \[.*\] \(not text\), "
          r"score \"lots\" \(not a number\), num_comments \"x\" \(not a number\), over_18 \"yes\" \(not true or false\)$",
          _release_ok("zzr44")),
+    Kind(45, "whypit_fields_of_the_wrong_type", "whyp.it's API answers a title that is an object and a "
+         "description that is a list (the audio_files table failed to build)",
+         "audio_files", {"post_id": "zzh45"}, "ok",
+         r"left empty, of a type its column can't hold: platform_title \{\"en\": \"Mistyped\"\}, "
+         r"platform_description \[\"a\", \"list\"\]$", _release_ok("zzh45")),
 ]
 
 
@@ -337,11 +342,12 @@ class HostileWorld:
                                      if media is None else media, ctype)
         return page
 
-    def whypit(self, track_id: int, *, user: str, slug: str, title: str, doc: dict | None = None) -> str:
+    def whypit(self, track_id: int, *, user: str, slug: str, title: object, doc: dict | None = None,
+               description: object = "hostile") -> str:
         url = f"https://whyp.it/tracks/{track_id}/zz-track"
         cdn = f"https://cdn.whyp.it/{track_id:08d}-0000-4000-8000-000000000000.mp3"
         if doc is None:
-            doc = {"track": {"id": track_id, "slug": slug, "title": title, "description": "hostile", "duration": None,
+            doc = {"track": {"id": track_id, "slug": slug, "title": title, "description": description, "duration": None,
                              "public": True, "user": {"username": user, "slug": user},
                              "lossy_url": cdn + "?token=zz&expires=9999999999", "lossless_url": None,
                              "artwork_url": None}}
@@ -399,6 +405,10 @@ class HostileWorld:
         post("zzr17", author="zzUnreadable", title="[F4M] Unreadable Answer", created_utc="not-a-time",
              body=f"[Soundgasm]({self.soundgasm('zzUnreadable', 'Unreadable-Answer')})")
         post("zzr18", author="zzNoTitle", title=None, gwasi_title="[F4M] GWASI Keeps The Title")
+        # 45 (whyp.it): a title and a description of the wrong type
+        mistyped = self.whypit(990045, user="zzMistypedWhyp", slug="zz-mistyped", title={"en": "Mistyped"},
+                               description=["a", "list"])
+        post("zzh45", author="zzMistypedWhyp", title="[F4M] Mistyped Whyp", body=f"[Whyp]({mistyped})")
         # 44 (Reddit): fields of the wrong type; GWASI has the author
         post("zzr44", author={"name": "zzMistyped"}, gwasi_author="zzMistyped", title="[F4M] Mistyped Answer",
              body=f"[Soundgasm]({self.soundgasm('zzMistyped', 'Mistyped-Answer')})",
