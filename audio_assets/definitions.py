@@ -245,9 +245,10 @@ def _posts(wh: Warehouse, days: list[str] | None = None) -> pl.DataFrame:
 def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     a = _posts(wh, days)
-    held = sources.held_files(wh.read("audio_files"))
+    previous = wh.read("audio_files")
+    held, pages = sources.held_files(previous), sources.held_pages(previous)
     with pipeline.http() as client:
-        df = sources.build_audio_files(pipeline.settings(), client, a, held=held)
+        df = sources.build_audio_files(pipeline.settings(), client, a, held=held, pages=pages)
     wh.replace_partitions("audio_files", df, partition_column="post_date", partitions=days)
     return _result(
         df,

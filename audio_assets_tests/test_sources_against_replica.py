@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import polars as pl
@@ -60,6 +61,35 @@ def test_file_already_held_is_never_fetched_again(env):
     held = {f"soundgasm:{first['platform_id']}": "audio/elsewhere.m4a"}
     third = sources.fetch_audio(settings, client, {"platform": "soundgasm", "url": MILK_SG}, held)
     assert third["status"] == "ok" and _media(replica, "media.soundgasm.net") == []
+
+
+def test_a_day_run_again_reads_no_page_it_has_read(env):
+    settings, client, replica = env
+    def links(platform, url, label, variant=None):
+        return json.dumps([{"platform": platform, "url": url, "label": label, "variant": variant}])
+
+    posts = pl.DataFrame([
+        {"post_id": "p1", "post_date": "2025-08-01", "audio_links": links("soundgasm", MILK_SG, "SG")},
+        {"post_id": "p2", "post_date": "2025-08-01", "audio_links": links("whypit", MILK_WHYP, "Whyp", "F4M")},
+    ])
+    first = sources.build_audio_files(settings, client, posts)
+    assert first.get_column("status").to_list() == ["ok", "ok"]
+    replica.clear_requests()
+    again = sources.build_audio_files(settings, client, posts, held=sources.held_files(first),
+                                      pages=sources.held_pages(first))
+    assert replica.requests == []  # no page, no API call, no media: the rows are the earlier run's
+    assert again.to_dicts() == first.to_dicts()
+    # another post (another day) linking the same page: its row, with its own post and label
+    other = pl.DataFrame([{"post_id": "p3", "post_date": "2025-08-02", "audio_links": links("soundgasm", MILK_SG, "Listen")}])
+    row = sources.build_audio_files(settings, client, other, pages=sources.held_pages(first)).row(0, named=True)
+    assert replica.requests == [] and (row["post_id"], row["post_date"], row["link_label"]) == ("p3", "2025-08-02", "Listen")
+    assert row["sha256"] == first.row(0, named=True)["sha256"]
+    # a file that is gone is fetched again
+    (settings.data_root / first.row(0, named=True)["local_path"]).unlink()
+    refetched = sources.build_audio_files(settings, client, posts, held=sources.held_files(first),
+                                          pages=sources.held_pages(first))
+    assert refetched.get_column("status").to_list() == ["ok", "ok"]
+    assert {r.host for r in replica.requests} == {"soundgasm.net", "media.soundgasm.net"}
 
 
 def test_whypit_expired_signed_url_gets_a_fresh_one(env):

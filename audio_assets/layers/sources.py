@@ -432,8 +432,26 @@ def held_files(previous: pl.DataFrame | None) -> dict[str, str]:
     return {f"{r['platform']}:{r['platform_id']}": r["local_path"] for r in ok.iter_rows(named=True)}
 
 
+#: an audio row's own fields (the rest say which post and link it is for)
+_AUDIO_PAGE_FIELDS = [c for c in AUDIO_SCHEMA if c not in ("post_id", "post_date", "link_index", "link_label",
+                                                           "variant_hint")]
+
+
+def held_pages(previous: pl.DataFrame | None) -> dict[str, dict]:
+    """Page URL -> what an earlier run read of it and downloaded, for each audio held (status ok):
+    a run of a day already read (or a post linking an audio another post linked) reads no page again."""
+    if previous is None or not previous.height:
+        return {}
+    ok = previous.filter((pl.col("status") == "ok") & pl.col("local_path").is_not_null())
+    return {r["page_url"]: {k: r[k] for k in _AUDIO_PAGE_FIELDS} for r in ok.iter_rows(named=True)}
+
+
 def build_audio_files(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame, workers: int = 4,
-                      held: dict[str, str] | None = None) -> pl.DataFrame:
+                      held: dict[str, str] | None = None, pages: dict[str, dict] | None = None) -> pl.DataFrame:
+    """The audio_files rows of ``analysis_rows``' audio links. ``held`` (held_files) names the
+    files already downloaded; ``pages`` (held_pages): a link whose page an earlier run read and
+    whose file is still there is that row again, with nothing fetched."""
+    pages = pages or {}
     jobs = []
     for r in analysis_rows.iter_rows(named=True):
         for i, link in enumerate(json.loads(r["audio_links"] or "[]")):
@@ -444,7 +462,11 @@ def build_audio_files(settings: Settings, client: PoliteClient, analysis_rows: p
         r, i, link = job
         key = link["url"]
         if key not in cache:
-            cache[key] = fetch_audio(settings, client, link, held)
+            known = pages.get(key)
+            if known is not None and (settings.data_root / known["local_path"]).is_file():
+                cache[key] = dict(known)
+            else:
+                cache[key] = fetch_audio(settings, client, link, held)
         row = dict(cache[key])
         row.update(post_id=r["post_id"], post_date=r["post_date"], link_index=i,
                    link_label=link.get("label"), variant_hint=link.get("variant"))
