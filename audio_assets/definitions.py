@@ -268,8 +268,9 @@ def audio_files(context: dg.AssetExecutionContext, pipeline: PipelineResource) -
 def scripts(context: dg.AssetExecutionContext, pipeline: PipelineResource) -> dg.MaterializeResult:
     wh, days = pipeline.warehouse(), context.partition_keys
     a = _frame_or_empty(wh.read("post_analysis", days), sources.ANALYSIS_SCHEMA)
+    held = sources.held_scripts(wh.read("scripts"))
     with pipeline.http() as client:
-        df = sources.build_scripts(pipeline.settings(), client, a)
+        df = sources.build_scripts(pipeline.settings(), client, a, held=held)
     wh.replace_partitions("scripts", df, partition_column="post_date", partitions=days)
     return _result(df, ["post_date", "post_id", "platform", "title", "author", "word_count", "status"])
 

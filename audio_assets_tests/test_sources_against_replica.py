@@ -195,6 +195,25 @@ def test_scriptbin_gate_short_link_and_full_text(env, corpus):
     assert scriptbin.match_title(profile, spec["title"]) == script.url
 
 
+def test_a_script_kept_is_not_read_from_the_site_again(env, corpus):
+    settings, client, replica = env
+    key = "TheWritingJedi/f4m-shy-ghost-girl-possesses-you-to-feel-pleasure"
+    url = f"https://scriptbin.works/u/{key}"
+    posts = pl.DataFrame([{"post_id": f"p{i}", "post_date": "2025-08-01", "private_fill": False, "scribe": None,
+                           "kind": "script_fill", "clean_title": "t",
+                           "script_links": json.dumps([{"platform": "scriptbin", "url": url, "label": "script"}])}
+                          for i in (1, 2)])
+    first = sources.build_scripts(settings, client, posts)
+    assert first.get_column("status").to_list() == ["ok", "ok"] and len(replica.requests_for("scriptbin.works")) >= 1
+    replica.clear_requests()
+    again = sources.build_scripts(settings, client, posts, held=sources.held_scripts(first))
+    assert replica.requests == [] and again.to_dicts() == first.to_dicts()
+    (settings.data_root / first.row(0, named=True)["text_path"]).unlink()  # gone: read from the site again
+    third = sources.build_scripts(settings, client, posts, held=sources.held_scripts(first))
+    assert third.get_column("status").to_list() == ["ok", "ok"] and replica.requests_for("scriptbin.works")
+    assert (settings.data_root / third.row(0, named=True)["text_path"]).read_text() == corpus.scripts[key]["text"]
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "a/b\\c", "nul\x00byte", "x" * 500, "\u202eevil\u202c.mp4",
                                   "emoji \U0001F49C name", "..", "", "CON", " . "])
 def test_outside_names_never_become_unsafe_paths(tmp_path, name):

@@ -495,7 +495,25 @@ def _offer_post_id(url: str) -> str | None:
     return None
 
 
-def build_scripts(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame) -> pl.DataFrame:
+#: a script row's own fields (the rest say which post it is for)
+_SCRIPT_PAGE_FIELDS = ["url", "platform", "script_user", "slug", "title", "tags", "audience", "author", "word_count",
+                       "text_path", "status"]
+
+
+def held_scripts(previous: pl.DataFrame | None) -> dict[str, dict]:
+    """Script URL -> what an earlier run read of it, for each script whose text is kept (status ok)."""
+    if previous is None or not previous.height:
+        return {}
+    ok = previous.filter((pl.col("status") == "ok") & (pl.col("platform") == "scriptbin")
+                         & pl.col("text_path").is_not_null())
+    return {r["url"]: {k: r[k] for k in _SCRIPT_PAGE_FIELDS} for r in ok.iter_rows(named=True)}
+
+
+def build_scripts(settings: Settings, client: PoliteClient, analysis_rows: pl.DataFrame,
+                  held: dict[str, dict] | None = None) -> pl.DataFrame:
+    """The scripts rows of ``analysis_rows``' script links; a scriptbin script an earlier run kept
+    (``held``, held_scripts) whose text is still there is read again from that, not from the site."""
+    held = held or {}
     rows: list[dict] = []
     fetched: dict[str, dict] = {}
     profiles: dict[str, list[dict]] = {}
@@ -523,6 +541,9 @@ def build_scripts(settings: Settings, client: PoliteClient, analysis_rows: pl.Da
                 rows.append({**base, "url": url, "platform": "reddit", "offer_post_id": _offer_post_id(url),
                              "status": "reddit_post", "author": r["scribe"]})
                 continue
+            known = held.get(url) if url not in fetched else None
+            if known is not None and (settings.data_root / known["text_path"]).is_file():
+                fetched[url] = dict(known)
             if url not in fetched:
                 try:
                     script = scriptbin.resolve(client, url)
