@@ -246,8 +246,8 @@ class _MonthRuns:
         return sorted(self.writers)
 
     def read(self, month: str) -> pa.Table:
-        with pa.OSFile(str(self.folder / f"{month}.arrows")) as f:
-            return pa.ipc.open_stream(f).read_all()
+        """A month's runs, memory-mapped: the table's buffers are the file's pages, not a copy."""
+        return pa.ipc.open_stream(pa.memory_map(str(self.folder / f"{month}.arrows"))).read_all()
 
 
 _EPOCH = date(1970, 1, 1)
