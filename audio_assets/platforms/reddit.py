@@ -72,12 +72,16 @@ class _TypedFields:
     def wrong(self, key: str, value: object, kind: str) -> None:
         self.bad.append(f"{key} {json.dumps(value, default=str)[:40]} (not {kind})")
 
-    def text(self, key: str) -> str | None:
+    def _of(self, key: str, kind: type, name: str):
+        """The field when it is None or a ``kind``; else None, and the field named as bad."""
         value = self.data.get(key)
-        if value is None or isinstance(value, str):
+        if value is None or isinstance(value, kind):
             return value
-        self.wrong(key, value, "text")
+        self.wrong(key, value, name)
         return None
+
+    def text(self, key: str) -> str | None:
+        return self._of(key, str, "text")
 
     def number(self, key: str) -> float | None:
         value = self.data.get(key)
@@ -103,11 +107,7 @@ class _TypedFields:
         return None
 
     def flag(self, key: str) -> bool | None:
-        value = self.data.get(key)
-        if value is None or isinstance(value, bool):
-            return value
-        self.wrong(key, value, "true or false")
-        return None
+        return self._of(key, bool, "true or false")
 
 
 def parse_post(data: dict, *, source: str = "json") -> RedditPost:
