@@ -214,6 +214,9 @@ class _MonthRuns:
         self._writing = None
 
     def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            ok = pc.equal(table.column("status"), "ok")
+            self.ids.append(table.select(["post_id", "id_hash", "shard", "ord"]).filter(ok))
         self._wait()
         self._writing = self._pool.submit(self._write, table)
 
@@ -225,8 +228,6 @@ class _MonthRuns:
     def _write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        ok = pc.equal(table.column("status"), "ok")
-        self.ids.append(table.select(["post_id", "id_hash", "shard", "ord"]).filter(ok))
         start = 0
         for month, n in sorted_runs(table.column(_DAY_KEY), lambda d: "undated" if d is None else _day_text(d)[:7]):
             writer = self.writers.get(month)
@@ -261,14 +262,18 @@ def _day_text(day_number: int) -> str:
 def _winners(ids: list[pa.Table]) -> tuple[dict[str, int], int, int]:
     """Of the valid entries' (post_id, id_hash, shard, ord): {post id given more than once: the
     place (see _SHARD_STEP) of the one that wins, the last}, how many entries, how many lose.
-    Candidates are found by hash (integers are quick to compare), then checked by id."""
+    Candidates are found by hash (integers are quick to compare), then checked by id: the hashes
+    are sorted and a hash equal to its neighbour is a candidate (5.4M sorted in about 0.15 s,
+    where a hash table of them, is_duplicated, took 1 s)."""
     if not ids:
         return {}, 0, 0
     table = pa.concat_tables(ids)
-    hashes = pl.from_arrow(table.select(["id_hash"]))
-    candidates = hashes.with_row_index().filter(pl.col("id_hash").is_duplicated()).get_column("index")
-    if candidates.is_empty():
+    hashes = pl.from_arrow(table.select(["id_hash"])).get_column("id_hash")
+    ordered = hashes.sort()
+    repeated = ordered.slice(1).filter(ordered.slice(1) == ordered.head(-1))  # (diff() is signed: u64 overflows)
+    if repeated.is_empty():
         return {}, table.num_rows, 0
+    candidates = hashes.is_in(repeated.unique()).arg_true()
     rows = pl.from_arrow(table.take(pa.array(candidates.to_list(), pa.uint64())).select(["post_id", "shard", "ord"]))
     winners = (rows.group_by("post_id")
                .agg((pl.col("shard").cast(pl.Int64) * _SHARD_STEP + pl.col("ord")).max().alias("k"), pl.len().alias("n"))
@@ -371,10 +376,11 @@ def _stage(con: duckdb.DuckDBPyConnection, layout: DumpLayout, out_dir: Path, *,
             _decode_sorted(con, files[start:start + batch_files], now, shape, runs.add)
             if progress:
                 progress(min(start + batch_files, len(files)), len(files))
+        # while the last batch is written out
+        winner_of, ok, duplicates = _winners(runs.ids)
+        runs.ids.clear()
     finally:
         months = runs.close()
-    winner_of, ok, duplicates = _winners(runs.ids)
-    runs.ids.clear()
     total, rows_by_day, days_of_ids = _write_days(runs, months, tmp, winner_of, lookup_ids)
     shutil.rmtree(tmp / ".runs", ignore_errors=True)
     shutil.rmtree(out_dir, ignore_errors=True)

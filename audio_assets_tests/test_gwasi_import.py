@@ -96,6 +96,27 @@ def gwasi_index_ok():
     return pl.col("status") == "ok"
 
 
+def test_ids_given_twice_are_found_by_hash_whatever_its_size():
+    """The last place of an id wins; hashes past 2**63 (unsigned) and hash collisions between
+    different ids are handled (a collision is not a duplicate)."""
+    import pyarrow as pa
+
+    def ids(rows):
+        return pa.table({"post_id": [r[0] for r in rows], "id_hash": pa.array([r[1] for r in rows], pa.uint64()),
+                         "shard": pa.array([r[2] for r in rows], pa.int32()),
+                         "ord": pa.array([r[3] for r in rows], pa.int32())})
+
+    big, small = 2**64 - 3, 5
+    first = ids([("a", big, 1, 0), ("b", small, 1, 1), ("c", 11, 1, 2), ("x", 2**63 + 1, 1, 3)])
+    second = ids([("a", big, 2, 4), ("d", small, 2, 0), ("b", small, 3, 7), ("a", big, 2, 1)])
+    winner_of, entries, losers = gwasi_import._winners([first, second])
+    step = gwasi_import._SHARD_STEP
+    assert winner_of == {"a": 2 * step + 4, "b": 3 * step + 7}
+    assert (entries, losers) == (8, 3)
+    assert gwasi_import._winners([first]) == ({}, 4, 0)
+    assert gwasi_import._winners([]) == ({}, 0, 0)
+
+
 def test_missing_base_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no GWASI base"):
