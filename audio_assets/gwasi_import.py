@@ -204,7 +204,8 @@ class _MonthRuns:
     """Pass one's output: each decoded batch, sorted by date, cut into its months and appended to
     an Arrow stream file per month (``undated`` for entries with no usable date), so pass two
     reads a month at a time and finds each day as one slice per batch, with nothing to sort.
-    A batch is written out on a thread while DuckDB decodes the next (one batch in flight)."""
+    A batch is written out on a thread while DuckDB decodes the next (one batch in flight); the
+    last batch is kept in memory instead (pass two reads it from there: nothing to wait for)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -212,43 +213,61 @@ class _MonthRuns:
         self.ids: list = []  # (post_id, its hash, shard, ord) of valid entries, to find ids given twice
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._writing = None
+        self._newest: pa.Table | None = None  # the batch held back: written when another comes
+        self._held: dict[str, pa.Table] = {}  # after close: the last batch's months
 
     def add(self, table: pa.Table) -> None:
-        if table.num_rows:
-            ok = pc.equal(table.column("status"), "ok")
-            self.ids.append(table.select(["post_id", "id_hash", "shard", "ord"]).filter(ok))
+        if table.num_rows == 0:
+            return
+        ok = pc.equal(table.column("status"), "ok")
+        self.ids.append(table.select(["post_id", "id_hash", "shard", "ord"]).filter(ok))
         self._wait()
-        self._writing = self._pool.submit(self._write, table)
+        if self._newest is not None:
+            self._writing = self._pool.submit(self._write, self._newest)
+        self._newest = table
 
     def _wait(self) -> None:
         if self._writing is not None:
             writing, self._writing = self._writing, None
             writing.result()
 
-    def _write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        start = 0
+    @staticmethod
+    def _months(table: pa.Table) -> list[tuple[str, pa.Table]]:
+        out, start = [], 0
         for month, n in sorted_runs(table.column(_DAY_KEY), lambda d: "undated" if d is None else _day_text(d)[:7]):
+            out.append((month, table.slice(start, n)))
+            start += n
+        return out
+
+    def _write(self, table: pa.Table) -> None:
+        for month, rows in self._months(table):
             writer = self.writers.get(month)
             if writer is None:
                 writer = self.writers[month] = pa.ipc.new_stream(self.folder / f"{month}.arrows", table.schema)
-            writer.write_table(table.slice(start, n))
-            start += n
+            writer.write_table(rows)
 
     def close(self) -> list[str]:
-        """Finish the batch in flight (raising its error), close the files; the months written."""
+        """Finish the batch in flight (raising its error), close the files; the months written or held."""
         try:
             self._wait()
         finally:
             self._pool.shutdown(wait=True)
             for writer in self.writers.values():
                 writer.close()
-        return sorted(self.writers)
+        if self._newest is not None:
+            self._held = dict(self._months(self._newest))
+            self._newest = None
+        return sorted(set(self.writers) | set(self._held))
 
     def read(self, month: str) -> pa.Table:
-        """A month's runs, memory-mapped: the table's buffers are the file's pages, not a copy."""
-        return pa.ipc.open_stream(pa.memory_map(str(self.folder / f"{month}.arrows"))).read_all()
+        """A month's runs in batch order: the file's memory-mapped (its buffers are the file's
+        pages, not a copy), then the held last batch's."""
+        parts = []
+        if month in self.writers:
+            parts.append(pa.ipc.open_stream(pa.memory_map(str(self.folder / f"{month}.arrows"))).read_all())
+        if month in self._held:
+            parts.append(self._held[month])
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
 
 _EPOCH = date(1970, 1, 1)

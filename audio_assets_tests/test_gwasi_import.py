@@ -316,3 +316,40 @@ def test_the_duplicate_check_reads_the_index_in_sql(tmp_path):
                           partition_column="post_date", partitions=["2025-08-02"])
     result = gwasi_no_duplicate_post_ids(resource)
     assert not result.passed and result.metadata["duplicate_post_ids"].value == 1
+
+
+def test_staging_in_many_batches_gives_the_same_snapshot_as_one(tmp_path):
+    """The 5.4M path: shards decoded in several batches, each cut into month files on a thread and
+    the last one held in memory. Days spread over batches (and over the file and held parts),
+    ids given again in a later shard, an undated entry: the same day files as one batch."""
+    import pyarrow.parquet as pq
+
+    day = 86400
+    shards = [
+        [["a1", "g", "x", "", "t", T, 1, 10], ["a2", "g", "x", "", "t", T + 40 * day, 2, 10], ["bad", "g"]],
+        [["b1", "g", "x", "", "t", T + 1, 3, 10], ["a1", "g", "x", "", "t2", T + 2, 9, 10]],
+        [["c1", "g", "x", "", "t", T + 40 * day + 5, 4, 10], ["b1", "g", "y", "", "t3", T + 70 * day, 5, 10],
+         ["c2", "g", "x", "", "t", T, 6, 10]],
+    ]
+    folder = tmp_path / "dump" / "base_v1"
+    folder.mkdir(parents=True)
+    for n, entries in enumerate(shards, 1):
+        (folder / f"{n}.json").write_text(json.dumps({"entries": entries}))
+    layout = gwasi_import.find_dump(tmp_path / "dump")
+
+    def staged(batch_files):
+        out = tmp_path / f"snap{batch_files}"
+        counts = gwasi_import.stage_base(layout, out, now=NOW, batch_files=batch_files)
+        files = {d: pq.read_table(gwasi_import.day_file(out, d)).to_pylist() for d in gwasi_import.staged_days(out)}
+        return counts, files, pq.read_table(out / "undated.parquet").to_pylist()
+
+    one, many = staged(64), staged(1)
+    assert many == one
+    counts, files, undated = many
+    assert (counts["entries"], counts["duplicates"], counts["invalid"]) == (8, 2, 1)
+    assert [r["post_id"] for r in undated] == ["bad"] and "2 fields" in undated[0]["error"]
+    assert {d: [(r["post_id"], r["title"]) for r in rows] for d, rows in files.items()} == {
+        "2025-08-01": [("a1", "t2"), ("c2", "t")],
+        "2025-09-10": [("a2", "t"), ("c1", "t")],
+        "2025-10-10": [("b1", "t3")],
+    }
