@@ -46,6 +46,14 @@ def test_whypit_track_json_and_url():
         whypit.parse_track_json({"message": "Not found"}, "https://whyp.it/tracks/1/x")
 
 
+@pytest.mark.parametrize("duration, expected", [
+    (1457.32, 1457.32), (60, 60.0), ("61.5", 61.5), (float("nan"), None), (float("inf"), None), ("-inf", None),
+    (True, None), (-3, None), ([1], None), ("long", None), (None, None), (10**400, None)])
+def test_whypit_duration_is_a_finite_number_of_seconds_or_none(duration, expected):
+    t = whypit.parse_track_json({"track": {"id": 5, "duration": duration}}, "https://whyp.it/tracks/5/x")
+    assert t.duration_s == expected
+
+
 def test_hotaudio_metadata_only():
     p = hotaudio.parse_page((FIX / "hotaudio_page.html").read_text(),
                             "https://hotaudio.net/u/Lurkydip/Shy-Ghost-Girl-Possesses-You-To-Feel-Pleasure-Again")

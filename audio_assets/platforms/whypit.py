@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -44,6 +45,18 @@ def parse_track_url(url: str) -> tuple[int, str | None, str | None] | None:
     return int(m.group(1)), m.group(2), m.group(3)
 
 
+def _seconds(value) -> float | None:
+    """A track's duration: a finite, non-negative number of seconds (or its text); anything else
+    (NaN, infinity, true, a list, words) is no duration, not a value to store."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
 def parse_track_json(doc: dict, page_url: str) -> WhypitTrack:
     track = doc.get("track") if isinstance(doc, dict) else None
     if not isinstance(track, dict) or "id" not in track:
@@ -57,7 +70,7 @@ def parse_track_json(doc: dict, page_url: str) -> WhypitTrack:
         token=track.get("token") or (parsed[2] if parsed else None),
         title=track.get("title"),
         description=track.get("description"),
-        duration_s=float(track["duration"]) if track.get("duration") is not None else None,
+        duration_s=_seconds(track.get("duration")),
         created_at=track.get("created_at"),
         public=track.get("public"),
         user=user.get("username") or user.get("slug"),
