@@ -395,7 +395,7 @@ def _stage(con: duckdb.DuckDBPyConnection, layout: DumpLayout, out_dir: Path, *,
             _decode_sorted(con, files[start:start + batch_files], now, shape, runs.add)
             if progress:
                 progress(min(start + batch_files, len(files)), len(files))
-        # while the last batch is written out
+        # while the batch before the last is written out (the last is held in memory)
         winner_of, ok, duplicates = _winners(runs.ids)
         runs.ids.clear()
     finally:
