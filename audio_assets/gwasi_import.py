@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from audio_assets.platforms.gwasi import FUTURE_TOLERANCE_S
-from audio_assets.warehouse import DayFileWriter, sorted_runs
+from audio_assets.warehouse import DayFileWriter, sorted_slices
 
 #: The gwasi_index columns in order with their DuckDB types (layers.sources.GWASI_SCHEMA agrees).
 INDEX_COLUMNS = {
@@ -233,11 +233,7 @@ class _MonthRuns:
 
     @staticmethod
     def _months(table: pa.Table) -> list[tuple[str, pa.Table]]:
-        out, start = [], 0
-        for month, n in sorted_runs(table.column(_DAY_KEY), lambda d: "undated" if d is None else _day_text(d)[:7]):
-            out.append((month, table.slice(start, n)))
-            start += n
-        return out
+        return sorted_slices(table, _DAY_KEY, lambda d: "undated" if d is None else _day_text(d)[:7])
 
     def _write(self, table: pa.Table) -> None:
         for month, rows in self._months(table):
@@ -351,10 +347,8 @@ def _write_days(runs: _MonthRuns, months: list[str], out_dir: Path, winner_of: d
             # each batch's slice of the month is sorted by day: a day is one slice of each
             slices: dict[str, list] = {}
             for batch in table.to_batches():
-                start = 0
-                for day, n in sorted_runs(batch.column(_DAY_KEY), _day_text):
-                    slices.setdefault(day, []).append(batch.slice(start, n))
-                    start += n
+                for day, rows in sorted_slices(batch, _DAY_KEY, _day_text):
+                    slices.setdefault(day, []).append(rows)
             for day, parts in slices.items():
                 rows = pa.Table.from_batches(parts)
                 if len(dup_ids):

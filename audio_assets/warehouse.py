@@ -271,6 +271,16 @@ def sorted_runs(column, key: Callable = lambda v: v) -> list[tuple]:
     return [(k, n) for k, n in out]
 
 
+def sorted_slices(rows, column: str, key: Callable = lambda v: v) -> list[tuple]:
+    """(key, slice of ``rows``) for each run of sorted_runs over ``rows``' ``column``: a table or
+    batch sorted so that equal keys are adjacent, cut into one slice per key (no copy)."""
+    out, start = [], 0
+    for k, n in sorted_runs(rows.column(column), key):
+        out.append((k, rows.slice(start, n)))
+        start += n
+    return out
+
+
 class DayFileWriter:
     """Writes day files ``out_dir/day=D/part.parquet`` from Arrow tables on two threads. Thousands
     of small files: per-file work is most of the cost, so dictionaries and statistics are kept
@@ -342,11 +352,9 @@ def write_day_files(con: duckdb.DuckDBPyConnection, select_sql: str, column: str
                                 f'ORDER BY "{column}"', [first, last + "~"]).arrow()
             if hasattr(batch, "read_all"):
                 batch = batch.read_all()
-            start = 0  # sorted by day: each day's rows are one slice
-            runs = sorted_runs(batch.column(column))
-            for day, n in runs:
-                writer.submit(day, batch.slice(start, n))
-                counts[day] = n
-                start += n
-            writer.drain(leave=len(runs))  # this range in flight while the next is read
+            days = sorted_slices(batch, column)  # sorted by day: each day's rows are one slice
+            for day, rows in days:
+                writer.submit(day, rows)
+                counts[day] = rows.num_rows
+            writer.drain(leave=len(days))  # this range in flight while the next is read
     return counts
