@@ -23,3 +23,14 @@ def test_the_analysis_benchmark_measures_both_sides():
     assert rows["posts/s"].project > 0 and rows["posts/s"].baseline > 0
     assert res.details["sample_with_audio_links"] > 0 and res.details["sample_with_scribe"] > 0
 
+
+
+def test_the_downloads_benchmark_measures_both_sides():
+    """Its replica runs in a child process; the peak memory comes from the kernel's high-water mark."""
+    from benchmarks import bench_downloads
+
+    res = bench_downloads.run(scale=0.1)
+    rows = {r.metric.split(" (")[0]: r for r in res.rows}
+    assert rows["throughput"].project > 0 and rows["throughput"].baseline > 0
+    assert 0 <= rows["peak RSS delta"].project < 64 and res.details["files"] == 20
+    assert len(res.details["rounds"]["project"]) == len(res.details["rounds"]["baseline"]) == bench_downloads.ROUNDS

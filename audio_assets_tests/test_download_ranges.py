@@ -1,14 +1,17 @@
 """A resumed download only appends bytes that follow its own: a host answering a Range request
-with another range (or the whole file) never leaves a file of the right size and wrong content."""
+with another range (or the whole file) never leaves a file of the right size and wrong content.
+Below, the checks around a download: room on the disk, its folder, the blocks it is written in."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from audio_assets.downloads import download
+from audio_assets import downloads
+from audio_assets.downloads import DownloadError, download
 from audio_assets.http_client import PoliteClient
 from audio_assets.settings import load_settings
 
@@ -65,3 +68,62 @@ def test_a_resume_keeps_only_bytes_that_follow(tmp_path, odd_server, first_start
     assert _OddRangeHandler.requests[0] == f"bytes={HELD}-"  # it asked to resume
     if first_start == HELD + 4096:  # another range: thrown away, and the file fetched whole
         assert _OddRangeHandler.requests[1:] == [None]
+
+
+# -- room on the disk, the folder, and the blocks a download is written in -----------------------
+
+
+@pytest.fixture
+def whole_server():
+    _OddRangeHandler.requests = []
+    _OddRangeHandler.first_start = 0
+    with local_http_server(_OddRangeHandler) as url:
+        yield url
+
+
+def _settings(url: str):
+    return load_settings({"AUDIO_ASSETS_HOST_MAP": f"media.soundgasm.net={url}"})
+
+
+def test_a_disk_short_of_room_stops_the_download_before_any_request(tmp_path, whole_server, monkeypatch):
+    monkeypatch.setattr(downloads.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12, 100 * 1024**2))
+    dest = tmp_path / "short" / "a.m4a"
+    with PoliteClient(_settings(whole_server)) as client, pytest.raises(DownloadError) as caught:
+        download(client, URL, dest, min_free_bytes=512 * 1024**2)
+    assert str(caught.value) == f"less than 512 MiB free in {dest.parent}; free some space and re-run"
+    assert _OddRangeHandler.requests == [] and not list(dest.parent.iterdir())
+
+
+def test_a_folder_s_free_space_is_read_once_a_second(tmp_path, monkeypatch):
+    reads, clock = [], [1000.0]
+    monkeypatch.setattr(downloads.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(downloads.shutil, "disk_usage",
+                        lambda p: reads.append(p) or shutil._ntuple_diskusage(10**12, 10**12, 600 * 1024**2))
+    folder = tmp_path / "made" / "here"
+    for _ in range(3):
+        downloads.ensure_room(folder, 512 * 1024**2)
+    assert folder.is_dir() and reads == [folder]
+    with pytest.raises(DownloadError, match="less than 700 MiB free"):  # a higher floor: judged on the reading
+        downloads.ensure_room(folder, 700 * 1024**2)
+    assert reads == [folder]
+    clock[0] += downloads.FREE_SPACE_READING_SECONDS
+    downloads.ensure_room(folder, 512 * 1024**2)
+    assert reads == [folder, folder]
+
+
+def test_a_folder_removed_after_its_check_is_made_again(tmp_path, whole_server):
+    dest = tmp_path / "gone" / "a.m4a"
+    with PoliteClient(_settings(whole_server)) as client:
+        downloads.ensure_room(dest.parent, 0)
+        dest.parent.rmdir()
+        got = download(client, URL, dest, min_free_bytes=0)
+    assert dest.read_bytes() == BODY and got.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+def test_a_body_of_many_blocks_is_written_and_hashed_in_order(tmp_path, whole_server, monkeypatch):
+    monkeypatch.setattr(downloads, "WRITE_BLOCK_BYTES", 10_000)  # 26 whole blocks and a short one
+    dest = tmp_path / "a.m4a"
+    with PoliteClient(_settings(whole_server)) as client:
+        got = download(client, URL, dest)
+    assert dest.read_bytes() == BODY
+    assert got.sha256 == hashlib.sha256(BODY).hexdigest() and got.bytes == len(BODY)

@@ -1,22 +1,55 @@
 """downloads: the corpus's soundgasm media from the replica on loopback through `downloads.download`
-(4 threads) vs plain httpx streamed GETs (4 threads): throughput and this process's peak RSS delta."""
+(4 threads) vs plain httpx streamed GETs (4 threads): throughput and this process's peak RSS delta.
+
+The replica runs in a process of its own, as the sites do: in this one its request handling would
+take turns with both clients' threads on one interpreter lock, and the ratio would measure that.
+Before each timed round the page cache's dirty files are written out (`os.sync`), so one round's
+writeback does not land on the next round's file creation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from benchmarks.common import REPLICA_MEDIA, BenchResult, RssSampler, say, temp_dir
+from benchmarks.common import REPLICA_MEDIA, BenchResult, PeakRss, say, temp_dir
 
 FULL_FILES = 200
 THREADS = 4
-ROUNDS = 9
+ROUNDS = 15
 MEMORY_FLAT_MIB = 64
 #: the per-host rate limit for the project's side: on, so its code runs, but far above what loopback
 #: serves (a few thousand files a second), so it never holds a request back and the ratio measures
 #: the client's own work per file, not the limit
 RATE_PER_HOST = 100_000
+
+
+@contextmanager
+def replica_process(media_dir: Path):
+    """The replica served by a child process on a free loopback port; yields its host map text."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_assets.replica.server", "--port", "0", "--media-dir", str(media_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().strip()
+        if not line.startswith("AUDIO_ASSETS_HOST_MAP="):
+            raise RuntimeError(f"the replica did not start (it printed {line!r})")
+        yield line.split("=", 1)[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def run(scale: float, **_) -> BenchResult:
@@ -25,7 +58,6 @@ def run(scale: float, **_) -> BenchResult:
     from audio_assets.downloads import download
     from audio_assets.http_client import PoliteClient
     from audio_assets.replica.corpus import build_corpus
-    from audio_assets.replica.server import ReplicaServer
     from audio_assets.settings import load_settings
 
     res = BenchResult("downloads")
@@ -37,101 +69,102 @@ def run(scale: float, **_) -> BenchResult:
         if not r["removed"]
     ]
     urls = [unique[i % len(unique)] for i in range(count)]
-    server = ReplicaServer(corpus, REPLICA_MEDIA).start()
-    try:
-        with temp_dir("downloads") as tmp:
-            settings = load_settings(
-                {
-                    "AUDIO_ASSETS_HOST_MAP": server.host_map_env(),
-                    "AUDIO_ASSETS_RATE_PER_HOST": str(RATE_PER_HOST),
-                    "AUDIO_ASSETS_DATA": str(tmp),
-                }
-            )
-            # Warm the replica's in-memory file cache so neither side pays for it in RSS or time.
-            with httpx.Client(timeout=30) as http:
-                sizes = {u: len(http.get(server.url_for(u)).content) for u in set(urls)}
-            total = sum(sizes[u] for u in urls)
-            say(
-                f"  {count} files ({len(set(urls))} distinct), {total / 1e6:.1f} MB a round, {THREADS} threads"
-            )
+    with replica_process(REPLICA_MEDIA) as host_map, temp_dir("downloads") as tmp:
+        settings = load_settings(
+            {
+                "AUDIO_ASSETS_HOST_MAP": host_map,
+                "AUDIO_ASSETS_RATE_PER_HOST": str(RATE_PER_HOST),
+                "AUDIO_ASSETS_DATA": str(tmp),
+            }
+        )
+        # The plain GETs go straight to where the host map serves each URL.
+        served = {u: settings.host_map[urlsplit(u).hostname] + urlsplit(u).path for u in set(urls)}
+        # Warm the replica's in-memory file cache so neither side pays for it in time.
+        with httpx.Client(timeout=30) as http:
+            sizes = {u: len(http.get(served[u]).content) for u in set(urls)}
+        total = sum(sizes[u] for u in urls)
+        say(f"  {count} files ({len(set(urls))} distinct), {total / 1e6:.1f} MB a round, {THREADS} threads")
 
-            def project(dest: Path) -> None:
-                with PoliteClient(settings) as client, ThreadPoolExecutor(THREADS) as pool:
-                    done = list(
-                        pool.map(
-                            lambda iu: download(client, iu[1], dest / f"{iu[0]:05d}.m4a"), enumerate(urls)
-                        )
+        def project(dest: Path) -> None:
+            with PoliteClient(settings) as client, ThreadPoolExecutor(THREADS) as pool:
+                done = list(
+                    pool.map(
+                        lambda iu: download(client, iu[1], dest / f"project-{iu[0]:05d}.m4a"), enumerate(urls)
                     )
-                assert all(d.fetched for d in done) and sum(d.bytes for d in done) == total
+                )
+            assert all(d.fetched for d in done) and sum(d.bytes for d in done) == total
 
-            def baseline(dest: Path) -> None:
-                dest.mkdir(parents=True, exist_ok=True)
+        def baseline(dest: Path) -> None:
 
-                def one(iu: tuple[int, str]) -> int:
-                    n = 0
-                    with (
-                        http.stream("GET", server.url_for(iu[1])) as r,
-                        open(dest / f"{iu[0]:05d}.m4a", "wb") as f,
-                    ):
-                        r.raise_for_status()
-                        for chunk in r.iter_bytes():
-                            n += f.write(chunk)
-                    return n
-
+            def one(iu: tuple[int, str]) -> int:
+                n = 0
                 with (
-                    httpx.Client(timeout=30, limits=httpx.Limits(max_connections=THREADS)) as http,
-                    ThreadPoolExecutor(THREADS) as pool,
+                    http.stream("GET", served[iu[1]]) as r,
+                    open(dest / f"baseline-{iu[0]:05d}.m4a", "wb") as f,
                 ):
-                    assert sum(pool.map(one, enumerate(urls))) == total
+                    r.raise_for_status()
+                    for chunk in r.iter_bytes():
+                        n += f.write(chunk)
+                return n
 
-            timings: dict[str, list[tuple[float, float]]] = {"project": [], "baseline": []}
-            for rnd in range(ROUNDS):
-                for name, fn in (("baseline", baseline), ("project", project)):
-                    with RssSampler() as rss:
-                        t0 = time.perf_counter()
-                        fn(tmp / f"{name}_{rnd}")
-                        seconds = time.perf_counter() - t0
-                    timings[name].append((seconds, rss.peak_delta))
-            proj_s = min(t for t, _ in timings["project"])
-            base_s = min(t for t, _ in timings["baseline"])
-            proj_mem = max(m for _, m in timings["project"])
-            base_mem = max(m for _, m in timings["baseline"])
-            proj_mbs, base_mbs = total / 1e6 / proj_s, total / 1e6 / base_s
-            say(
-                f"  project {proj_mbs:.2f} MB/s (+{proj_mem:.1f} MiB RSS), baseline {base_mbs:.2f} MB/s (+{base_mem:.1f} MiB RSS)"
-            )
-            res.details.update(
-                files=count,
-                bytes=total,
-                mean_file_kb=round(total / count / 1024, 1),
-                project_seconds=round(proj_s, 3),
-                baseline_seconds=round(base_s, 3),
-                rounds={k: [(round(t, 3), round(m, 1)) for t, m in v] for k, v in timings.items()},
-            )
-            res.note(
-                f"the corpus's files are small ({total / count / 1024:.0f} KiB on average), so throughput is "
-                "per-request latency more than bandwidth, and the memory figure cannot show growth with file size"
-            )
-            res.row(
-                f"throughput ({count} files, {total / 1e6:.1f} MB, {THREADS} threads)",
-                proj_mbs,
-                base_mbs,
-                "MB/s",
-                proj_mbs / base_mbs,
-                "x baseline",
-                ">= 0.8x baseline",
-                proj_mbs / base_mbs >= 0.8,
-            )
-            res.row(
-                "peak RSS delta",
-                proj_mem,
-                base_mem,
-                "MiB",
-                None,
-                "",
-                f"flat (< {MEMORY_FLAT_MIB} MiB)",
-                proj_mem < MEMORY_FLAT_MIB,
-            )
-    finally:
-        server.stop()
+            with (
+                httpx.Client(timeout=30, limits=httpx.Limits(max_connections=THREADS)) as http,
+                ThreadPoolExecutor(THREADS) as pool,
+            ):
+                assert sum(pool.map(one, enumerate(urls))) == total
+
+        timings: dict[str, list[tuple[float, float]]] = {"project": [], "baseline": []}
+        for rnd in range(ROUNDS):
+            # Both sides write into one folder a round: ext4 places a folder's files in its block group,
+            # and creating a file costs more in a group holding many recently deleted inodes.
+            round_dir = tmp / f"round_{rnd}"
+            round_dir.mkdir()
+            sides = (("baseline", baseline), ("project", project))
+            for name, fn in sides if rnd % 2 == 0 else reversed(sides):  # each side goes first in turn
+                os.sync()
+                with PeakRss() as rss:
+                    t0 = time.perf_counter()
+                    fn(round_dir)
+                    seconds = time.perf_counter() - t0
+                timings[name].append((seconds, rss.peak_delta))
+        proj_s = min(t for t, _ in timings["project"])
+        base_s = min(t for t, _ in timings["baseline"])
+        proj_mem = max(m for _, m in timings["project"])
+        base_mem = max(m for _, m in timings["baseline"])
+        proj_mbs, base_mbs = total / 1e6 / proj_s, total / 1e6 / base_s
+        say(
+            f"  project {proj_mbs:.2f} MB/s (+{proj_mem:.1f} MiB RSS), baseline {base_mbs:.2f} MB/s (+{base_mem:.1f} MiB RSS)"
+        )
+        res.details.update(
+            files=count,
+            bytes=total,
+            mean_file_kb=round(total / count / 1024, 1),
+            project_seconds=round(proj_s, 3),
+            baseline_seconds=round(base_s, 3),
+            rounds={k: [(round(t, 3), round(m, 1)) for t, m in v] for k, v in timings.items()},
+        )
+        res.note(
+            f"the corpus's files are small ({total / count / 1024:.0f} KiB on average), so throughput is "
+            "per-request latency more than bandwidth, and the memory figure cannot show growth with file size"
+        )
+        res.row(
+            f"throughput ({count} files, {total / 1e6:.1f} MB, {THREADS} threads)",
+            proj_mbs,
+            base_mbs,
+            "MB/s",
+            proj_mbs / base_mbs,
+            "x baseline",
+            ">= 0.8x baseline",
+            proj_mbs / base_mbs >= 0.8,
+        )
+        res.row(
+            "peak RSS delta",
+            proj_mem,
+            base_mem,
+            "MiB",
+            None,
+            "",
+            f"flat (< {MEMORY_FLAT_MIB} MiB)",
+            proj_mem < MEMORY_FLAT_MIB,
+        )
     return res
