@@ -71,24 +71,48 @@ WRITE_BLOCK_BYTES = 1024 * 1024
 
 
 class _PartWriter:
-    """The partial file, written and hashed a block at a time through a bare file descriptor.
+    """The partial file of a download, written and hashed a block at a time through a bare
+    file descriptor.
 
+    Opening it creates the file or, when one is there, opens it to append: ``held`` is its size.
     Each write, each hash of more than 2 KiB and each extra call of a Python file object (its
     fstat, isatty, seek) lets go of the interpreter lock, and getting it back is what costs a
-    thread most when several download at once. Chunks are gathered to WRITE_BLOCK_BYTES; leaving
-    the block, even on an error, writes what came, so a cut download resumes from it. The folder
-    is made again if it went since ensure_room saw it."""
+    thread most when several download at once. So the part file is not looked up before it is
+    opened, and chunks are gathered to WRITE_BLOCK_BYTES. Leaving the block, even on an error,
+    writes what came (a cut download resumes from it) and removes a part file left empty. The
+    folder is made again if it went since ensure_room saw it."""
 
-    def __init__(self, part: Path, *, append: bool, hasher) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        try:
-            self.fd = os.open(part, flags, 0o666)
-        except FileNotFoundError:
-            part.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(part, flags, 0o666)
-        self.hasher = hasher
+    def __init__(self, part: Path) -> None:
+        self.part = part
+        self.hasher = None
         self.pending: list[bytes] = []
         self.pending_bytes = 0
+        self.held = 0
+        self.discard = False  # remove the part file on leaving (bytes that can't be resumed from)
+        try:
+            self.fd = self._open(os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            self.fd = self._open(0)
+            try:
+                self.held = os.fstat(self.fd).st_size
+            except BaseException:
+                os.close(self.fd)
+                raise
+        self.size = self.held
+
+    def _open(self, flags: int) -> int:
+        flags |= os.O_WRONLY | os.O_APPEND
+        try:
+            return os.open(self.part, flags, 0o666)
+        except FileNotFoundError:
+            self.part.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.part, flags, 0o666)
+
+    def start_over(self) -> None:
+        """Empty the part file: what it held is not kept."""
+        if self.size:
+            os.ftruncate(self.fd, 0)
+        self.size = 0
 
     def add(self, chunk: bytes) -> None:
         self.pending.append(chunk)
@@ -105,6 +129,7 @@ class _PartWriter:
         left = memoryview(block)
         while left:
             left = left[os.write(self.fd, left):]
+        self.size += len(block)
         self.hasher.update(block)
 
     def __enter__(self) -> _PartWriter:
@@ -115,6 +140,8 @@ class _PartWriter:
             self.flush()
         finally:
             os.close(self.fd)
+            if self.discard or not self.size:
+                self.part.unlink(missing_ok=True)
 
 
 @dataclass
@@ -152,42 +179,41 @@ def download(
     content_type = None
     for _attempt in range(attempts):
         try:
-            have = part.stat().st_size
-        except FileNotFoundError:
-            have = 0
-        req_headers = dict(headers or {})
-        if have:
-            req_headers["Range"] = f"bytes={have}-"
-        try:
-            with client.stream("GET", url, headers=req_headers) as response:
-                content_type = response.headers.get("content-type")
-                if content_type and content_type.split(";")[0].strip() in ("text/html", "application/xhtml+xml"):
-                    raise DownloadError(f"{url} served a web page ({content_type}), not audio")
-                if have and response.status_code != 206:
-                    have = 0  # the server ignored Range: start over
-                total = None
-                if response.status_code == 206:
-                    content_range = response.headers.get("content-range", "")
-                    m = re.match(r"bytes (\d+)-\d+/(\d+)", content_range)
-                    start = int(m.group(1)) if m else None
-                    if m:
-                        total = int(m.group(2))
-                    if start == 0:
-                        have = 0  # the whole file again: written from its start
-                    elif start != have:
-                        # another range than the one asked for: its bytes can't follow ours
-                        part.unlink(missing_ok=True)
-                        last_error = DownloadError(
-                            f"{url}: asked for bytes from {have}, the host sent {content_range or 'no Content-Range'}")
-                        continue
-                elif response.headers.get("content-length"):
-                    total = int(response.headers["content-length"])
-                if total is not None and total > max_bytes:
-                    raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes{raise_it}")
-                # hashed as it arrives (a resumed file: what it had first), so it is not read again
-                hasher = sha256_of(part) if have else hashlib.sha256()
-                written = have
-                with _PartWriter(part, append=bool(have), hasher=hasher) as writer:
+            with _PartWriter(part) as writer:
+                have = writer.held
+                req_headers = dict(headers or {})
+                if have:
+                    req_headers["Range"] = f"bytes={have}-"
+                with client.stream("GET", url, headers=req_headers) as response:
+                    content_type = response.headers.get("content-type")
+                    if content_type and content_type.split(";")[0].strip() in ("text/html", "application/xhtml+xml"):
+                        raise DownloadError(f"{url} served a web page ({content_type}), not audio")
+                    if have and response.status_code != 206:
+                        have = 0  # the server ignored Range: start over
+                    total = None
+                    if response.status_code == 206:
+                        content_range = response.headers.get("content-range", "")
+                        m = re.match(r"bytes (\d+)-\d+/(\d+)", content_range)
+                        start = int(m.group(1)) if m else None
+                        if m:
+                            total = int(m.group(2))
+                        if start == 0:
+                            have = 0  # the whole file again: written from its start
+                        elif start != have:
+                            # another range than the one asked for: its bytes can't follow ours
+                            writer.discard = True
+                            last_error = DownloadError(
+                                f"{url}: asked for bytes from {have}, the host sent {content_range or 'no Content-Range'}")
+                            continue
+                    elif response.headers.get("content-length"):
+                        total = int(response.headers["content-length"])
+                    if total is not None and total > max_bytes:
+                        raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes{raise_it}")
+                    if not have:
+                        writer.start_over()
+                    # hashed as it arrives (a resumed file: what it had first), so it is not read again
+                    writer.hasher = hasher = sha256_of(part) if have else hashlib.sha256()
+                    written = have
                     for chunk in response.iter_bytes():  # as it arrives: a cut keeps what came
                         written += len(chunk)
                         if written > max_bytes:
@@ -196,8 +222,7 @@ def download(
                 if total is not None and written != total:
                     last_error = DownloadError(f"{url}: got {written} of {total} bytes")
                     continue  # resume from what we have
-            if written == 0:
-                part.unlink()
+            if written == 0:  # the part file went with the writer
                 raise DownloadError(f"{url} served an empty (zero-byte) file")
             break
         except FetchError as exc:

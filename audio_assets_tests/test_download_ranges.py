@@ -12,7 +12,7 @@ import pytest
 
 from audio_assets import downloads
 from audio_assets.downloads import DownloadError, download
-from audio_assets.http_client import PoliteClient
+from audio_assets.http_client import FetchError, PoliteClient
 from audio_assets.settings import load_settings
 
 from .conftest import local_http_server
@@ -27,6 +27,8 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
 
     first_start: int = 0
     requests: list = []
+    ignore_range = False  # answer every request with the whole file (200)
+    status = 200  # another status: answered with no body
 
     def log_message(self, *args):
         pass
@@ -34,8 +36,13 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - stdlib name
         rng = self.headers.get("Range")
         type(self).requests.append(rng)
+        if type(self).status != 200:
+            self.send_response(type(self).status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = 0
-        if rng:
+        if rng and not type(self).ignore_range:
             asked = int(rng.split("=")[1].split("-")[0])
             start = type(self).first_start if sum(1 for r in type(self).requests if r) == 1 else asked
             self.send_response(206)
@@ -77,8 +84,28 @@ def test_a_resume_keeps_only_bytes_that_follow(tmp_path, odd_server, first_start
 def whole_server():
     _OddRangeHandler.requests = []
     _OddRangeHandler.first_start = 0
+    _OddRangeHandler.ignore_range, _OddRangeHandler.status = False, 200
     with local_http_server(_OddRangeHandler) as url:
         yield url
+    _OddRangeHandler.ignore_range, _OddRangeHandler.status = False, 200
+
+
+def test_a_host_that_ignores_range_has_the_file_written_from_its_start(tmp_path, whole_server):
+    _OddRangeHandler.ignore_range = True
+    dest = tmp_path / "a.m4a"
+    (tmp_path / "a.m4a.part").write_bytes(b"\xff" * (len(BODY) + 5000))  # longer than the file, and not its bytes
+    with PoliteClient(_settings(whole_server)) as client:
+        got = download(client, URL, dest)
+    assert _OddRangeHandler.requests == [f"bytes={len(BODY) + 5000}-"]
+    assert dest.read_bytes() == BODY and got.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+def test_a_download_that_fails_before_its_first_byte_leaves_no_part_file(tmp_path, whole_server):
+    _OddRangeHandler.status = 404
+    dest = tmp_path / "a.m4a"
+    with PoliteClient(_settings(whole_server)) as client, pytest.raises(FetchError):
+        download(client, URL, dest)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _settings(url: str):
