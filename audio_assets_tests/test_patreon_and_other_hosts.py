@@ -165,15 +165,26 @@ def test_creator_feed_of_odd_shapes_marks_the_bad_post_and_keeps_the_rest():
     for inc in included:  # a creator name of the wrong type is no name
         if inc.get("type") == "campaign":
             inc["attributes"]["vanity"] = ["VelvetVixenVA"]
-    page = {"data": [good, "a string, not a post", bad, noon], "included": included, "links": {"next": 42}}
+    undated = copy.deepcopy(good)  # attributes that are a list: unreadable, and no date to place it by
+    undated["id"], undated["attributes"] = "108765435", [good["attributes"]]
+    soon = copy.deepcopy(good)  # readable, but its date is words
+    soon["id"], soon["attributes"]["published_at"] = "108765436", "soon"
+    soon["attributes"]["url"] = "https://www.patreon.com/posts/soon-108765436"
+    page = {"data": [good, "a string, not a post", bad, noon, undated, soon], "included": included, "links": {"next": 42}}
     posts = patreon.list_creator_posts(_FeedClient(page), "VelvetVixenVA", env={})
-    assert [(p.id, bool(p.error)) for p in posts] == [("108765432", False), ("108765433", True), ("108765434", False)]
+    assert [(p.id, bool(p.error)) for p in posts] == [
+        ("108765432", False), ("108765433", True), ("108765434", False), ("108765435", True), ("108765436", False)]
     assert "title is not a string" in posts[1].error and posts[1].published_at == good["attributes"]["published_at"]
     assert all(p.creator != ["VelvetVixenVA"] for p in posts)
 
     rows, problems = sources.build_patreon_posts(_FeedClient(page), ["VelvetVixenVA"], ["2025-07-18"])
     by_id = {r["post_id"]: r for r in rows.to_dicts()}
-    assert problems == [] and set(by_id) == {"pt_108765432", "pt_108765433", "pt_108765434"}
+    assert set(by_id) == {"pt_108765432", "pt_108765433", "pt_108765434"}
+    assert problems == [
+        "Patreon post https://www.patreon.com/posts/108765435 of VelvetVixenVA has no publication date, "
+        "so no day's partition holds it: Patreon API answer for post 108765435 has no attributes object",
+        "Patreon post https://www.patreon.com/posts/soon-108765436 of VelvetVixenVA has a publication date 'soon' "
+        "that is not a date, so no day's partition holds it"]
     assert by_id["pt_108765432"]["status"] == "ok" and by_id["pt_108765434"]["status"] == "ok"
     assert by_id["pt_108765434"]["created_utc"] is None
     assert by_id["pt_108765433"]["status"] == "invalid"

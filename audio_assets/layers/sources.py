@@ -230,6 +230,7 @@ def build_post_analysis(reddit_rows: pl.DataFrame, gwasi_rows: pl.DataFrame) -> 
 
 # -- patreon_posts (creators the user follows) ------------------------------------------------
 
+_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLY_ACCESS_RE = re.compile(r"[\(\[]?\s*\b(?:early[\s-]*access|patreon[\s-]*(?:exclusive|early))\b\s*[\)\]]?", re.I)
 
 
@@ -252,6 +253,13 @@ def build_patreon_posts(client: PoliteClient, creators: list[str], days: list[st
             continue
         for p in feed:
             day = (p.published_at or "")[:10]
+            if not _DAY_RE.fullmatch(day):
+                # no day, so no day's partition to hold its row: named in every run's problems
+                when = (f"a publication date {p.published_at!r} that is not a date" if p.published_at
+                        else "no publication date")
+                why = f": {p.error}" if p.error else ""
+                problems.append(f"Patreon post {p.url} of {vanity} has {when}, so no day's partition holds it{why}")
+                continue
             if day not in wanted:
                 continue
             base = {"post_id": f"pt_{p.id}", "post_date": day, "author": p.creator or vanity, "permalink": p.url}
