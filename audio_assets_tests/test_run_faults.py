@@ -542,6 +542,27 @@ def test_stash_starts_answering_500_to_everything(world, corpus, bases, instance
     assert rerun(w, corpus, bases, instance) == []
 
 
+def test_stash_answers_500_from_its_first_request(world, corpus, bases, instance):
+    """Stash is up but broken from the start: HTTP 500 to every request, the first read included.
+    Reads are retried with backoff; then the stash_scenes step fails with an error naming Stash's
+    URL, the status and where to look, before any write and with no scene row written. Upstream
+    stays materialised; once Stash is healthy the re-run completes with nothing twice."""
+    w = world("rendered")
+    w.stash.fail_next_requests(500, count=None)
+    before = w.stash.mutation_count
+    outcome = Outcome(instance)
+    err = stash_error(outcome)
+    assert err.kind == "unavailable" and err.status == 500
+    assert f"Stash at {w.stash.url} answered HTTP 500 (a server error) 4 times" in str(err)
+    assert "see Stash's log" in str(err) and outcome.materialized["stash_scenes"] == []
+    assert w.stash.mutation_count == before
+    assert Warehouse(w.data_root).read("stash_scenes", [DAY]) is None  # nothing was tried: no rows
+    assert_upstream_intact(w, bases, outcome)
+
+    w.stash.clear_faults()
+    assert rerun(w, corpus, bases, instance) == []
+
+
 def test_graphql_errors_fail_only_their_scenes(world, corpus, bases, instance):
     """Stash rejects two writes with GraphQL errors (a TagCreate and a SceneUpdate). Those are
     about one scene each: the two scenes' rows get status error with Stash's message, the file and
