@@ -4,11 +4,14 @@
 The replica runs in a process of its own, as the sites do: in this one its request handling would
 take turns with both clients' threads on one interpreter lock, and the ratio would measure that.
 Before each timed round the page cache's dirty files are written out (`os.sync`), so one round's
-writeback does not land on the next round's file creation."""
+writeback does not land on the next round's file creation. The two sides run back to back in each
+round, taking turns going first; the figure is the median round's, and the ratio the median of
+each round's ratio (the best round of each side is printed too)."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -127,8 +130,14 @@ def run(scale: float, **_) -> BenchResult:
                     fn(round_dir)
                     seconds = time.perf_counter() - t0
                 timings[name].append((seconds, rss.peak_delta))
-        proj_s = min(t for t, _ in timings["project"])
-        base_s = min(t for t, _ in timings["baseline"])
+        # The median round, and the median of each round's ratio (the two sides ran back to back):
+        # one lucky round of either side moves a best-of figure by 20% on this machine.
+        proj_s = statistics.median(t for t, _ in timings["project"])
+        base_s = statistics.median(t for t, _ in timings["baseline"])
+        ratio = statistics.median(
+            b / p for (p, _), (b, _) in zip(timings["project"], timings["baseline"], strict=True)
+        )
+        best_ratio = min(t for t, _ in timings["baseline"]) / min(t for t, _ in timings["project"])
         proj_mem = max(m for _, m in timings["project"])
         base_mem = max(m for _, m in timings["baseline"])
         proj_mbs, base_mbs = total / 1e6 / proj_s, total / 1e6 / base_s
@@ -141,6 +150,7 @@ def run(scale: float, **_) -> BenchResult:
             mean_file_kb=round(total / count / 1024, 1),
             project_seconds=round(proj_s, 3),
             baseline_seconds=round(base_s, 3),
+            best_of_rounds_ratio=round(best_ratio, 3),
             rounds={k: [(round(t, 3), round(m, 1)) for t, m in v] for k, v in timings.items()},
         )
         res.note(
@@ -148,14 +158,24 @@ def run(scale: float, **_) -> BenchResult:
             "per-request latency more than bandwidth, and the memory figure cannot show growth with file size"
         )
         res.row(
-            f"throughput ({count} files, {total / 1e6:.1f} MB, {THREADS} threads)",
+            f"throughput ({count} files, {total / 1e6:.1f} MB, {THREADS} threads; median of {ROUNDS} rounds)",
             proj_mbs,
             base_mbs,
             "MB/s",
-            proj_mbs / base_mbs,
+            ratio,
             "x baseline",
             ">= 0.8x baseline",
-            proj_mbs / base_mbs >= 0.8,
+            ratio >= 0.8,
+        )
+        res.row(
+            "throughput ratio, best round of each side",
+            None,
+            None,
+            "",
+            best_ratio,
+            "x baseline",
+            "(info)",
+            None,
         )
         res.row(
             "peak RSS delta",
