@@ -66,27 +66,20 @@ def ensure_room(folder: Path, min_free_bytes: int) -> None:
         raise DownloadError(f"less than {min_free_bytes // 1024**2} MiB free in {folder}; free some space and re-run")
 
 
-#: bytes gathered from the network before they are written and hashed
-WRITE_BLOCK_BYTES = 1024 * 1024
-
-
 class _PartWriter:
-    """The partial file of a download, written and hashed a block at a time through a bare
-    file descriptor.
+    """The partial file of a download, written through a bare file descriptor and hashed as the
+    bytes arrive (each chunk is on disk before the next is read: a cut or a kill keeps what came,
+    and the next run resumes from it).
 
     Opening it creates the file or, when one is there, opens it to append: ``held`` is its size.
-    Each write, each hash of more than 2 KiB and each extra call of a Python file object (its
-    fstat, isatty, seek) lets go of the interpreter lock, and getting it back is what costs a
-    thread most when several download at once. So the part file is not looked up before it is
-    opened, and chunks are gathered to WRITE_BLOCK_BYTES. Leaving the block, even on an error,
-    writes what came (a cut download resumes from it) and removes a part file left empty. The
-    folder is made again if it went since ensure_room saw it."""
+    Each system call lets go of the interpreter lock, and getting it back is what costs a thread
+    most when several download at once: so the part file is not looked up before it is opened,
+    and a Python file object's own calls (fstat, isatty, seek) are not made. Leaving the block
+    removes a part file left empty. The folder is made again if it went since ensure_room saw it."""
 
     def __init__(self, part: Path) -> None:
         self.part = part
         self.hasher = None
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
         self.held = 0
         self.discard = False  # remove the part file on leaving (bytes that can't be resumed from)
         try:
@@ -115,33 +108,19 @@ class _PartWriter:
         self.size = 0
 
     def add(self, chunk: bytes) -> None:
-        self.pending.append(chunk)
-        self.pending_bytes += len(chunk)
-        if self.pending_bytes >= WRITE_BLOCK_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        block = b"".join(self.pending)
-        self.pending.clear()
-        self.pending_bytes = 0
-        left = memoryview(block)
+        left = memoryview(chunk)
         while left:
             left = left[os.write(self.fd, left):]
-        self.size += len(block)
-        self.hasher.update(block)
+        self.size += len(chunk)
+        self.hasher.update(chunk)
 
     def __enter__(self) -> _PartWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
-            self.flush()
-        finally:
-            os.close(self.fd)
-            if self.discard or not self.size:
-                self.part.unlink(missing_ok=True)
+        os.close(self.fd)
+        if self.discard or not self.size:
+            self.part.unlink(missing_ok=True)
 
 
 @dataclass

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -147,10 +149,59 @@ def test_a_folder_removed_after_its_check_is_made_again(tmp_path, whole_server):
     assert dest.read_bytes() == BODY and got.sha256 == hashlib.sha256(BODY).hexdigest()
 
 
-def test_a_body_of_many_blocks_is_written_and_hashed_in_order(tmp_path, whole_server, monkeypatch):
-    monkeypatch.setattr(downloads, "WRITE_BLOCK_BYTES", 10_000)  # 26 whole blocks and a short one
+def test_a_body_in_many_chunks_is_written_and_hashed_in_order(tmp_path, whole_server):
     dest = tmp_path / "a.m4a"
     with PoliteClient(_settings(whole_server)) as client:
         got = download(client, URL, dest)
     assert dest.read_bytes() == BODY
     assert got.sha256 == hashlib.sha256(BODY).hexdigest() and got.bytes == len(BODY)
+
+
+class _StallingHandler(BaseHTTPRequestHandler):
+    """The first answer sends half the body, then stalls until ``release`` is set and drops the
+    connection; later answers honour Range."""
+
+    release = threading.Event()
+    requests: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802 - stdlib name
+        rng = self.headers.get("Range")
+        type(self).requests.append(rng)
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        self.send_response(206 if rng else 200)
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
+        self.send_header("Content-Type", "audio/mp4")
+        self.send_header("Content-Length", str(len(BODY) - start))
+        self.end_headers()
+        if len(type(self).requests) == 1:
+            self.wfile.write(BODY[:HELD])
+            self.wfile.flush()
+            type(self).release.wait(20)
+            self.close_connection = True
+            return
+        self.wfile.write(BODY[start:])
+
+
+def test_what_came_before_a_stall_is_on_disk_while_it_stalls(tmp_path):
+    """A kill during the stall would keep those bytes: the next run resumes from them."""
+    _StallingHandler.release, _StallingHandler.requests = threading.Event(), []
+    dest = tmp_path / "a.m4a"
+    part = dest.with_name(dest.name + ".part")
+    with local_http_server(_StallingHandler) as url, PoliteClient(_settings(url)) as client:
+        done: dict = {}
+        worker = threading.Thread(target=lambda: done.update(got=download(client, URL, dest)))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not (part.exists() and part.stat().st_size == HELD):
+                time.sleep(0.01)
+            assert part.stat().st_size == HELD  # while the host still holds the connection open
+        finally:
+            _StallingHandler.release.set()
+            worker.join(30)
+    assert dest.read_bytes() == BODY and done["got"].sha256 == hashlib.sha256(BODY).hexdigest()
+    assert _StallingHandler.requests == [None, f"bytes={HELD}-"]
