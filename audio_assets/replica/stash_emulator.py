@@ -49,6 +49,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ from graphql.utilities import get_operation_ast
 from audio_assets.ffmpeg_tools import FfmpegError, ffmpeg_exe, parse_ffmpeg_info
 
 log = logging.getLogger(__name__)
+#: files fingerprinted and probed at once by a scan job
+SCAN_THREADS = 2
 
 SCHEMA_PATH = Path(__file__).with_name("stash_emulator_schema.graphqls")
 
@@ -1614,17 +1617,45 @@ class StashEmulator:
                     if "." in fn and fn.rsplit(".", 1)[-1].lower() in VIDEO_EXTENSIONS:
                         files.setdefault(os.path.join(dirpath, fn), None)
         total = len(files)
-        for n, path in enumerate(files, start=1):
-            if self._stop.is_set():
-                raise RuntimeError("server stopping")
-            if self.scan_seconds_per_file:
-                self._stop.wait(self.scan_seconds_per_file)
+
+        def examine(path: str):
             try:
-                self._scan_file(path, rescan=job["_rescan"], min_mod=job["_min_mod"])
-            except Exception as exc:  # Stash logs per-file errors and carries on
-                log.warning("error scanning %s: %s", path, exc)
-            with self._lock:
-                job["progress"] = n / total
+                return self._examine_file(path, rescan=job["_rescan"], min_mod=job["_min_mod"])
+            except Exception as exc:  # noqa: BLE001 - Stash logs per-file errors and carries on
+                return exc
+
+        # Files are fingerprinted and probed on SCAN_THREADS threads (like Stash's parallel scan
+        # tasks); what they found is applied one file at a time, in order, so ids follow file order.
+        with ThreadPoolExecutor(SCAN_THREADS) as pool:
+            ahead: deque = deque()
+            paths = iter(files)
+            for path in paths:
+                ahead.append((path, pool.submit(examine, path)))
+                if len(ahead) >= 2 * SCAN_THREADS:
+                    break
+            n = 0
+            while ahead:
+                path, found = ahead.popleft()
+                nxt = next(paths, None)
+                if nxt is not None:
+                    ahead.append((nxt, pool.submit(examine, nxt)))
+                n += 1
+                if self._stop.is_set():
+                    for _, f in ahead:
+                        f.cancel()
+                    raise RuntimeError("server stopping")
+                if self.scan_seconds_per_file:
+                    self._stop.wait(self.scan_seconds_per_file)
+                result = found.result()
+                try:
+                    if isinstance(result, Exception):
+                        raise result
+                    if result is not None:
+                        self._apply_scanned(path, *result)
+                except Exception as exc:  # Stash logs per-file errors and carries on
+                    log.warning("error scanning %s: %s", path, exc)
+                with self._lock:
+                    job["progress"] = n / total
 
     def _ensure_folder(self, path: str) -> str:
         fid = self._folder_by_path.get(path)
@@ -1658,11 +1689,13 @@ class StashEmulator:
                     return s, f
         return None
 
-    def _scan_file(self, path: str, *, rescan: bool, min_mod: dt.datetime | None) -> None:
+    def _examine_file(self, path: str, *, rescan: bool, min_mod: dt.datetime | None):
+        """What a scan learns of a file, or None when it is skipped (older than ``min_mod``, or
+        known and unchanged): (stat, mod time, fingerprints, media). Reads the state only."""
         st = os.stat(path)
         mod_dt = dt.datetime.fromtimestamp(st.st_mtime).astimezone()
         if min_mod is not None and mod_dt < min_mod:
-            return
+            return None
         mod_time = mod_dt.isoformat()
         with self._lock:
             known = self._find_file(lambda f: f["path"] == path)
@@ -1672,9 +1705,12 @@ class StashEmulator:
                 and known[1]["size"] == st.st_size
                 and not rescan
             ):
-                return  # unchanged
+                return None  # unchanged
         fingerprints = [{"type": "oshash", "value": oshash(path)}, {"type": "md5", "value": md5sum(path)}]
-        media = _probe_video(path)
+        return st, mod_time, fingerprints, _probe_video(path)
+
+    def _apply_scanned(self, path: str, st: os.stat_result, mod_time: str, fingerprints: list, media: dict) -> None:
+        """A scanned file into the state: its file updated, a move or copy recognised, or a new scene."""
         now = _now()
         with self._lock:
             known = self._find_file(lambda f: f["path"] == path)
