@@ -94,7 +94,7 @@ class _PartWriter:
         self.size = self.held
 
     def _open(self, flags: int) -> int:
-        flags |= os.O_WRONLY | os.O_APPEND
+        flags |= os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)  # O_BINARY: Windows, else no \r\n
         try:
             return os.open(self.part, flags, 0o666)
         except FileNotFoundError:
@@ -110,7 +110,10 @@ class _PartWriter:
     def add(self, chunk: bytes) -> None:
         left = memoryview(chunk)
         while left:
-            left = left[os.write(self.fd, left):]
+            n = os.write(self.fd, left)
+            if n <= 0:  # a file system that takes nothing would loop for ever
+                raise OSError(f"writing {self.part} stored no bytes")
+            left = left[n:]
         self.size += len(chunk)
         self.hasher.update(chunk)
 
