@@ -170,10 +170,14 @@ def test_creator_feed_of_odd_shapes_marks_the_bad_post_and_keeps_the_rest():
     soon = copy.deepcopy(good)  # readable, but its date is words
     soon["id"], soon["attributes"]["published_at"] = "108765436", "soon"
     soon["attributes"]["url"] = "https://www.patreon.com/posts/soon-108765436"
-    page = {"data": [good, "a string, not a post", bad, noon, undated, soon], "included": included, "links": {"next": 42}}
+    no_such_day = copy.deepcopy(good)  # the shape of a date, but no such day
+    no_such_day["id"], no_such_day["attributes"]["published_at"] = "108765437", "2025-02-30T10:00:00.000+00:00"
+    no_such_day["attributes"]["url"] = "https://www.patreon.com/posts/feb-108765437"
+    page = {"data": [good, "a string, not a post", bad, noon, undated, soon, no_such_day], "included": included, "links": {"next": 42}}
     posts = patreon.list_creator_posts(_FeedClient(page), "VelvetVixenVA", env={})
     assert [(p.id, bool(p.error)) for p in posts] == [
-        ("108765432", False), ("108765433", True), ("108765434", False), ("108765435", True), ("108765436", False)]
+        ("108765432", False), ("108765433", True), ("108765434", False), ("108765435", True), ("108765436", False),
+        ("108765437", False)]
     assert "title is not a string" in posts[1].error and posts[1].published_at == good["attributes"]["published_at"]
     assert all(p.creator != ["VelvetVixenVA"] for p in posts)
 
@@ -184,7 +188,9 @@ def test_creator_feed_of_odd_shapes_marks_the_bad_post_and_keeps_the_rest():
         "Patreon post https://www.patreon.com/posts/108765435 of VelvetVixenVA has no publication date, "
         "so no day's partition holds it: Patreon API answer for post 108765435 has no attributes object",
         "Patreon post https://www.patreon.com/posts/soon-108765436 of VelvetVixenVA has a publication date 'soon' "
-        "that is not a date, so no day's partition holds it"]
+        "that is not a date, so no day's partition holds it",
+        "Patreon post https://www.patreon.com/posts/feb-108765437 of VelvetVixenVA has a publication date "
+        "'2025-02-30T10:00:00.000+00:00' that is not a date, so no day's partition holds it"]
     assert by_id["pt_108765432"]["status"] == "ok" and by_id["pt_108765434"]["status"] == "ok"
     assert by_id["pt_108765434"]["created_utc"] is None
     assert by_id["pt_108765433"]["status"] == "invalid"

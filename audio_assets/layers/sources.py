@@ -11,7 +11,7 @@ import re
 import shutil
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -230,7 +230,14 @@ def build_post_analysis(reddit_rows: pl.DataFrame, gwasi_rows: pl.DataFrame) -> 
 
 # -- patreon_posts (creators the user follows) ------------------------------------------------
 
-_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+def _is_day(text: str) -> bool:
+    """``text`` is a real calendar day written YYYY-MM-DD."""
+    try:
+        return len(text) == 10 and date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
 EARLY_ACCESS_RE = re.compile(r"[\(\[]?\s*\b(?:early[\s-]*access|patreon[\s-]*(?:exclusive|early))\b\s*[\)\]]?", re.I)
 
 
@@ -253,7 +260,7 @@ def build_patreon_posts(client: PoliteClient, creators: list[str], days: list[st
             continue
         for p in feed:
             day = (p.published_at or "")[:10]
-            if not _DAY_RE.fullmatch(day):
+            if not _is_day(day):
                 # no day, so no day's partition to hold its row: named in every run's problems
                 when = (f"a publication date {p.published_at!r} that is not a date" if p.published_at
                         else "no publication date")
