@@ -79,7 +79,7 @@ class _PartWriter:
 
     def __init__(self, part: Path) -> None:
         self.part = part
-        self.hasher = None
+        self.hasher = hashlib.sha256()
         self.held = 0
         self.discard = False  # remove the part file on leaving (bytes that can't be resumed from)
         try:
@@ -101,11 +101,14 @@ class _PartWriter:
             self.part.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.part, flags, 0o666)
 
-    def start_over(self) -> None:
-        """Empty the part file: what it held is not kept."""
-        if self.size:
+    def begin(self, *, resume: bool) -> None:
+        """Before the body: keep what the part file holds (hashed first, so the whole file's hash
+        is made as the rest arrives) or empty it."""
+        if resume:
+            self.hasher = sha256_of(self.part)
+        elif self.size:
             os.ftruncate(self.fd, 0)
-        self.size = 0
+            self.size = 0
 
     def add(self, chunk: bytes) -> None:
         left = memoryview(chunk)
@@ -191,20 +194,15 @@ def download(
                         total = int(response.headers["content-length"])
                     if total is not None and total > max_bytes:
                         raise DownloadError(f"{url} is {total} bytes, over the size cap of {max_bytes} bytes{raise_it}")
-                    if not have:
-                        writer.start_over()
-                    # hashed as it arrives (a resumed file: what it had first), so it is not read again
-                    writer.hasher = hasher = sha256_of(part) if have else hashlib.sha256()
-                    written = have
+                    writer.begin(resume=bool(have))
                     for chunk in response.iter_bytes():  # as it arrives: a cut keeps what came
-                        written += len(chunk)
-                        if written > max_bytes:
+                        if writer.size + len(chunk) > max_bytes:
                             raise DownloadError(f"{url} grew past the size cap of {max_bytes} bytes{raise_it}")
                         writer.add(chunk)
-                if total is not None and written != total:
-                    last_error = DownloadError(f"{url}: got {written} of {total} bytes")
+                if total is not None and writer.size != total:
+                    last_error = DownloadError(f"{url}: got {writer.size} of {total} bytes")
                     continue  # resume from what we have
-            if written == 0:  # the part file went with the writer
+            if not writer.size:  # the part file went with the writer
                 raise DownloadError(f"{url} served an empty (zero-byte) file")
             break
         except FetchError as exc:
@@ -234,6 +232,6 @@ def download(
         if problem:
             part.unlink(missing_ok=True)
             raise DownloadError(f"{url}: downloaded file failed its check: {problem}")
-    digest = hasher.hexdigest()
+    digest = writer.hasher.hexdigest()
     os.replace(part, dest)
-    return Downloaded(dest, written, digest, fetched=True, content_type=content_type)
+    return Downloaded(dest, writer.size, digest, fetched=True, content_type=content_type)
