@@ -1617,45 +1617,40 @@ class StashEmulator:
                     if "." in fn and fn.rsplit(".", 1)[-1].lower() in VIDEO_EXTENSIONS:
                         files.setdefault(os.path.join(dirpath, fn), None)
         total = len(files)
+        done = 0
 
-        def examine(path: str):
+        def apply(path: str, found) -> None:
+            nonlocal done
+            done += 1
+            if self._stop.is_set():
+                raise RuntimeError("server stopping")
+            if self.scan_seconds_per_file:
+                self._stop.wait(self.scan_seconds_per_file)
             try:
-                return self._examine_file(path, rescan=job["_rescan"], min_mod=job["_min_mod"])
-            except Exception as exc:  # noqa: BLE001 - Stash logs per-file errors and carries on
-                return exc
+                scanned = found.result()
+                if scanned is not None:
+                    self._apply_scanned(path, *scanned)
+            except Exception as exc:  # Stash logs per-file errors and carries on
+                log.warning("error scanning %s: %s", path, exc)
+            with self._lock:
+                job["progress"] = done / total
 
         # Files are fingerprinted and probed on SCAN_THREADS threads (like Stash's parallel scan
-        # tasks); what they found is applied one file at a time, in order, so ids follow file order.
+        # tasks), a few ahead; what they found is applied one file at a time, in order, so ids
+        # follow file order. Leaving the pool on an error drops what has not started.
         with ThreadPoolExecutor(SCAN_THREADS) as pool:
             ahead: deque = deque()
-            paths = iter(files)
-            for path in paths:
-                ahead.append((path, pool.submit(examine, path)))
-                if len(ahead) >= 2 * SCAN_THREADS:
-                    break
-            n = 0
-            while ahead:
-                path, found = ahead.popleft()
-                nxt = next(paths, None)
-                if nxt is not None:
-                    ahead.append((nxt, pool.submit(examine, nxt)))
-                n += 1
-                if self._stop.is_set():
-                    for _, f in ahead:
-                        f.cancel()
-                    raise RuntimeError("server stopping")
-                if self.scan_seconds_per_file:
-                    self._stop.wait(self.scan_seconds_per_file)
-                result = found.result()
-                try:
-                    if isinstance(result, Exception):
-                        raise result
-                    if result is not None:
-                        self._apply_scanned(path, *result)
-                except Exception as exc:  # Stash logs per-file errors and carries on
-                    log.warning("error scanning %s: %s", path, exc)
-                with self._lock:
-                    job["progress"] = n / total
+            try:
+                for path in files:
+                    ahead.append((path, pool.submit(self._examine_file, path, rescan=job["_rescan"],
+                                                    min_mod=job["_min_mod"])))
+                    if len(ahead) > 2 * SCAN_THREADS:
+                        apply(*ahead.popleft())
+                while ahead:
+                    apply(*ahead.popleft())
+            finally:
+                for _, found in ahead:
+                    found.cancel()
 
     def _ensure_folder(self, path: str) -> str:
         fid = self._folder_by_path.get(path)
