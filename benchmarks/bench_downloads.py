@@ -18,7 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from benchmarks.common import REPLICA_MEDIA, BenchResult, PeakRss, say, temp_dir
 
@@ -81,7 +80,8 @@ def run(scale: float, **_) -> BenchResult:
             }
         )
         # The plain GETs go straight to where the host map serves each URL.
-        served = {u: settings.host_map[urlsplit(u).hostname] + urlsplit(u).path for u in set(urls)}
+        with PoliteClient(settings) as client:
+            served = {u: client.map_url(u) for u in set(urls)}
         # Warm the replica's in-memory file cache so neither side pays for it in time.
         with httpx.Client(timeout=30) as http:
             sizes = {u: len(http.get(served[u]).content) for u in set(urls)}
