@@ -21,6 +21,7 @@ holds the realistic posts they are held to (with notes on the ambiguous ones).""
 
 from __future__ import annotations
 
+import gc
 import marshal
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from itertools import chain, islice
@@ -1447,7 +1449,8 @@ def _analyse_posts(
 ) -> Iterator[PostAnalysis | Exception]:
     head = [p if type(p) is tuple and len(p) == 6 else _post_args(p) for p in islice(it, pool_min_posts)]
     if len(head) >= pool_min_posts and procs > 1:
-        yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts, keep_going)
+        with _earlier_objects_set_aside():
+            yield from _analyse_pooled(chain(head, it), procs - 1, chunk_posts, keep_going)
         return
     for part in (head, it):
         for p in part:
@@ -1460,6 +1463,24 @@ def _analyse_posts(
                     raise
                 a = exc
             yield a
+
+
+@contextmanager
+def _earlier_objects_set_aside() -> Iterator[None]:
+    """While a pooled batch runs, the objects alive before it (the caller's posts, often a list
+    of a million) are left out of the garbage collector's full passes (gc.freeze), and given
+    back after. The results read back from the workers set off a full pass about every 30,000
+    posts, and each walked the whole list: 1.3 s of a 19 s batch of a million posts. Objects
+    made during the batch are collected as usual. A process that froze objects itself is left
+    as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _analyse_ahead(part: list, future, keep_going: bool) -> int:

@@ -350,6 +350,32 @@ def test_analyse_posts_over_worker_processes_is_analyse_post_in_order(monkeypatc
     assert [a.post_id for a in got] == [Decimal(i) for i in range(90)]
 
 
+def test_a_pooled_batch_sets_earlier_objects_aside_from_the_collector_and_gives_them_back():
+    """gc.freeze for the batch (full collections do not walk the caller's posts), undone after,
+    and only when the process had frozen nothing itself."""
+    import gc
+
+    posts = _batch_posts(120)
+    assert gc.get_freeze_count() == 0
+    during = [gc.get_freeze_count() for _ in analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30)]
+    assert min(during) > 0 and gc.get_freeze_count() == 0
+    # a batch left early gives them back too
+    batch = analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30)
+    next(batch)
+    assert gc.get_freeze_count() > 0
+    batch.close()
+    assert gc.get_freeze_count() == 0
+    # in process: nothing set aside
+    assert {gc.get_freeze_count() for _ in analyse_posts(posts[:40], workers=2, pool_min_posts=50)} == {0}
+    gc.freeze()  # the process's own: kept as it is
+    try:
+        frozen = gc.get_freeze_count()
+        list(analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30))
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.parametrize("pool", [False, True])
 def test_analyse_posts_raises_at_the_post_that_fails(pool):
     posts = _batch_posts(200)
