@@ -350,30 +350,50 @@ def test_analyse_posts_over_worker_processes_is_analyse_post_in_order(monkeypatc
     assert [a.post_id for a in got] == [Decimal(i) for i in range(90)]
 
 
-def test_a_pooled_batch_sets_earlier_objects_aside_from_the_collector_and_gives_them_back():
-    """gc.freeze for the batch (full collections do not walk the caller's posts), undone after,
-    and only when the process had frozen nothing itself."""
-    import gc
+def test_a_pooled_batch_sets_earlier_objects_aside_while_it_works_never_while_it_is_held(monkeypatch):
+    """gc.freeze while each result is made, gc.unfreeze before it is handed on (so a batch that is
+    dropped unfinished can't leave the process frozen); none for an in-process batch, none when
+    the process had frozen objects itself; given back when the batch fails."""
+    from audio_assets import analysis
 
+    calls: list[str] = []
+    frozen = [0]
+
+    class SpyGC:
+        @staticmethod
+        def get_freeze_count():
+            return frozen[0]
+
+        @staticmethod
+        def freeze():
+            calls.append("freeze")
+
+        @staticmethod
+        def unfreeze():
+            calls.append("unfreeze")
+
+    monkeypatch.setattr(analysis, "gc", SpyGC)
     posts = _batch_posts(120)
-    assert gc.get_freeze_count() == 0
-    during = [gc.get_freeze_count() for _ in analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30)]
-    assert min(during) > 0 and gc.get_freeze_count() == 0
-    # a batch left early gives them back too
+    for _a in analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30):
+        assert calls[-1] == "unfreeze"  # nothing is frozen while the caller holds the batch
+    assert calls == ["freeze", "unfreeze"] * 121  # each result, then the end
+    calls.clear()
     batch = analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30)
     next(batch)
-    assert gc.get_freeze_count() > 0
     batch.close()
-    assert gc.get_freeze_count() == 0
-    # in process: nothing set aside
-    assert {gc.get_freeze_count() for _ in analyse_posts(posts[:40], workers=2, pool_min_posts=50)} == {0}
-    gc.freeze()  # the process's own: kept as it is
-    try:
-        frozen = gc.get_freeze_count()
-        list(analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30))
-        assert gc.get_freeze_count() >= frozen
-    finally:
-        gc.unfreeze()
+    assert calls == ["freeze", "unfreeze"]
+    calls.clear()
+    assert len(list(analyse_posts(posts[:40], workers=2, pool_min_posts=50))) == 40 and calls == []
+    bad = list(posts)
+    bad[70] = ("bad", 12345, "body", "someone", None, None)
+    with pytest.raises(TypeError):
+        list(analyse_posts(bad, workers=2, pool_min_posts=50, chunk_posts=30))
+    assert calls.count("freeze") == calls.count("unfreeze") > 0 and calls[-1] == "unfreeze"
+    calls.clear()
+    frozen[0] = 7  # the process's own freeze: left as it is
+    assert (
+        len(list(analyse_posts(posts, workers=2, pool_min_posts=50, chunk_posts=30))) == 120 and calls == []
+    )
 
 
 @pytest.mark.parametrize("pool", [False, True])
