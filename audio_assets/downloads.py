@@ -178,10 +178,13 @@ def download(
                     total = None
                     if response.status_code == 206:
                         content_range = response.headers.get("content-range", "")
-                        m = re.match(r"bytes (\d+)-\d+/(\d+)", content_range)
+                        # bytes FIRST-LAST/WHOLE; WHOLE is "*" where the host does not know it
+                        m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", content_range)
                         start = int(m.group(1)) if m else None
-                        if m:
+                        if m and m.group(2) != "*":
                             total = int(m.group(2))
+                        elif m and response.headers.get("content-length"):
+                            total = int(m.group(1)) + int(response.headers["content-length"])
                         if start == 0:
                             have = 0  # the whole file again: written from its start
                         elif start != have:

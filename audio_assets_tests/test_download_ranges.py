@@ -31,6 +31,7 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
     requests: list = []
     ignore_range = False  # answer every request with the whole file (200)
     status = 200  # another status: answered with no body
+    unknown_total = False  # Content-Range: bytes a-b/* (the whole length not known: RFC 9110 14.4)
 
     def log_message(self, *args):
         pass
@@ -48,7 +49,8 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
             asked = int(rng.split("=")[1].split("-")[0])
             start = type(self).first_start if sum(1 for r in type(self).requests if r) == 1 else asked
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
+            whole = "*" if type(self).unknown_total else len(BODY)
+            self.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{whole}")
         else:
             self.send_response(200)
         self.send_header("Content-Type", "audio/mp4")
@@ -60,6 +62,7 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def odd_server():
     _OddRangeHandler.requests = []
+    _OddRangeHandler.unknown_total = False
     with local_http_server(_OddRangeHandler) as url:
         yield url
 
@@ -90,6 +93,21 @@ def whole_server():
     with local_http_server(_OddRangeHandler) as url:
         yield url
     _OddRangeHandler.ignore_range, _OddRangeHandler.status = False, 200
+
+
+@pytest.mark.parametrize("first_start", [HELD, 0])
+def test_a_range_whose_whole_length_is_not_known_is_taken(tmp_path, odd_server, first_start):
+    """``Content-Range: bytes 100000-262143/*``: the range is read from its start; the whole
+    file's length is not needed (the range's start and its Content-Length give it)."""
+    _OddRangeHandler.first_start = first_start
+    _OddRangeHandler.unknown_total = True
+    dest = tmp_path / "a.m4a"
+    (tmp_path / "a.m4a.part").write_bytes(BODY[:HELD])
+    settings = load_settings({"AUDIO_ASSETS_HOST_MAP": f"media.soundgasm.net={odd_server}"})
+    with PoliteClient(settings) as client:
+        got = download(client, URL, dest)
+    assert dest.read_bytes() == BODY and got.sha256 == hashlib.sha256(BODY).hexdigest()
+    assert _OddRangeHandler.requests == [f"bytes={HELD}-"]  # one request: taken, not retried
 
 
 def test_a_host_that_ignores_range_has_the_file_written_from_its_start(tmp_path, whole_server):
