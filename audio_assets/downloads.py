@@ -166,7 +166,9 @@ def download(
         try:
             with _PartWriter(part) as writer:
                 have = writer.held
-                req_headers = dict(headers or {})
+                # the bytes as stored: Range, Content-Length and the part file count the same bytes
+                # (a body decoded from gzip on the way would put a resume at the wrong place)
+                req_headers = {"Accept-Encoding": "identity", **(headers or {})}
                 if have:
                     req_headers["Range"] = f"bytes={have}-"
                 with client.stream("GET", url, headers=req_headers) as response:
@@ -178,13 +180,10 @@ def download(
                     total = None
                     if response.status_code == 206:
                         content_range = response.headers.get("content-range", "")
-                        # bytes FIRST-LAST/WHOLE; WHOLE is "*" where the host does not know it
-                        m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", content_range)
+                        m = re.match(r"bytes (\d+)-\d+/(\d+)", content_range)
                         start = int(m.group(1)) if m else None
-                        if m and m.group(2) != "*":
+                        if m:
                             total = int(m.group(2))
-                        elif m and response.headers.get("content-length"):
-                            total = int(m.group(1)) + int(response.headers["content-length"])
                         if start == 0:
                             have = 0  # the whole file again: written from its start
                         elif start != have:
