@@ -34,3 +34,28 @@ def test_the_downloads_benchmark_measures_both_sides():
     assert rows["throughput"].project > 0 and rows["throughput"].baseline > 0
     assert 0 <= rows["peak RSS delta"].project < 64 and res.details["files"] == 20
     assert len(res.details["rounds"]["project"]) == len(res.details["rounds"]["baseline"]) == bench_downloads.ROUNDS
+
+
+def test_peak_memory_is_not_measured_where_the_high_water_mark_cannot_be_reset(monkeypatch):
+    """A sandbox (or a system with no /proc) that forbids resetting the mark: no figure rather
+    than the process's lifetime peak passed off as the block's."""
+    import builtins
+
+    from benchmarks.common import PeakRss
+
+    with PeakRss() as rss:
+        block = bytearray(64 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])  # touched: resident
+    assert rss.peak_delta is not None and rss.peak_delta >= 60
+    del block
+    real_open = builtins.open
+
+    def no_clear_refs(path, *args, **kwargs):
+        if str(path) == "/proc/self/clear_refs":
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_clear_refs)
+    with PeakRss() as rss:
+        pass
+    assert rss.peak_delta is None

@@ -188,24 +188,31 @@ class PeakRss:
     """This process's peak RSS over a block, from the kernel's high-water mark (VmHWM), which is
     reset on entry by writing 5 to /proc/self/clear_refs. No sampling thread runs in the measured
     process, so it takes no turns on the interpreter lock away from the work being timed.
-    ``peak_delta`` is the peak above the RSS at entry."""
+    ``peak_delta`` is the peak above the RSS at entry; None where the mark can't be reset (no
+    /proc, or a sandbox that forbids the write): a peak since the process began would not be
+    this block's."""
 
     def __init__(self) -> None:
         self.start_mib = 0.0
-        self.peak_mib = 0.0
+        self.peak_mib: float | None = None
 
     def __enter__(self) -> PeakRss:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        self.start_mib = rss_mib()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.start_mib = rss_mib()
+            self.peak_mib = self.start_mib
+        except OSError:
+            self.peak_mib = None
         return self
 
     def __exit__(self, *exc) -> None:
-        self.peak_mib = max(_vm_hwm_mib(), self.start_mib)
+        if self.peak_mib is not None:
+            self.peak_mib = max(_vm_hwm_mib(), self.start_mib)
 
     @property
-    def peak_delta(self) -> float:
-        return self.peak_mib - self.start_mib
+    def peak_delta(self) -> float | None:
+        return None if self.peak_mib is None else self.peak_mib - self.start_mib
 
 
 def free_disk_gib(path: Path | str | None = None) -> float:
