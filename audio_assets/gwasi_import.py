@@ -152,10 +152,10 @@ def decode_sql(relation: str, *, text_lists: bool = False) -> str:
 
 
 def _load_entries(con: duckdb.DuckDBPyConnection, entries: list, source: str) -> None:
-    con.execute("CREATE OR REPLACE TEMP TABLE _small (e JSON, source VARCHAR, shard INT, ord INT)")
-    if entries:
-        con.executemany("INSERT INTO _small VALUES (?, ?, 0, ?)",
-                        [(json.dumps(e), source, i) for i, e in enumerate(entries)])
+    # one statement over lists (executemany binds a row at a time: 0.3 s for 500 entries)
+    con.execute("CREATE OR REPLACE TEMP TABLE _small AS SELECT CAST(unnest(?::VARCHAR[]) AS JSON) AS e, "
+                "CAST(? AS VARCHAR) AS source, 0 AS shard, CAST(unnest(range(?)) AS INT) AS ord",
+                [[json.dumps(e) for e in entries], source, len(entries)])
 
 
 def decode_entries(con: duckdb.DuckDBPyConnection, entries: list, *, source: str = "delta", now: float | None = None) -> list[dict]:
@@ -311,10 +311,9 @@ def _index_select(source: str, *, fills_table: str, version: str, where: str = "
 
 
 def _load_fills(con: duckdb.DuckDBPyConnection, name: str, fills: dict) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} (post_id VARCHAR, fill_of VARCHAR)")
-    pairs = list(fill_of_map(fills).items())
-    if pairs:
-        con.executemany(f"INSERT INTO {name} VALUES (?, ?)", pairs)
+    pairs = fill_of_map(fills)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT unnest(?::VARCHAR[]) AS post_id, "
+                "unnest(?::VARCHAR[]) AS fill_of", [list(pairs), list(pairs.values())])
 
 
 def _write_days(runs: _MonthRuns, months: list[str], out_dir: Path, winner_of: dict[str, int],
@@ -459,9 +458,7 @@ def overlay(con: duckdb.DuckDBPyConnection, snapshot: Path, delta: dict, days: l
     con.execute(f"CREATE OR REPLACE TEMP TABLE _delta_rows AS SELECT {cols} FROM ({decode_sql('_small')})",
                 {"now": now})
     removed = [str(r).lower() for r in delta.get("removed") or []]
-    con.execute("CREATE OR REPLACE TEMP TABLE _removed (post_id VARCHAR)")
-    if removed:
-        con.executemany("INSERT INTO _removed VALUES (?)", [(r,) for r in removed])
+    con.execute("CREATE OR REPLACE TEMP TABLE _removed AS SELECT unnest(?::VARCHAR[]) AS post_id", [removed])
     _load_fills(con, "_fills", {**(base_fills or {}), **(delta.get("fills") or {})})
     day_list = None if days is None else sorted({str(d) for d in days})
     day_filter = "" if day_list is None else f"AND post_date IN ({', '.join(repr(d) for d in day_list) or 'NULL'})"
