@@ -138,15 +138,19 @@ def run(scale: float, **_) -> BenchResult:
             b / p for (p, _), (b, _) in zip(timings["project"], timings["baseline"], strict=True)
         )
         best_ratio = min(t for t, _ in timings["baseline"]) / min(t for t, _ in timings["project"])
-        measured = all(m is not None for side in timings.values() for _, m in side)
-        proj_mem = max(m for _, m in timings["project"]) if measured else None
-        base_mem = max(m for _, m in timings["baseline"]) if measured else None
-        if not measured:
+        def peak(side: str) -> float | None:  # None where PeakRss can't measure
+            marks = [m for _, m in timings[side]]
+            return None if None in marks else max(marks)
+
+        def rss(mib: float | None) -> str:
+            return "" if mib is None else f" (+{mib:.1f} MiB RSS)"
+
+        proj_mem, base_mem = peak("project"), peak("baseline")
+        if proj_mem is None:
             res.note("peak RSS not measured: this system lets no process reset its high-water mark "
                      "(/proc/self/clear_refs)")
         proj_mbs, base_mbs = total / 1e6 / proj_s, total / 1e6 / base_s
-        mem = (f" (+{proj_mem:.1f} MiB RSS)", f" (+{base_mem:.1f} MiB RSS)") if measured else ("", "")
-        say(f"  project {proj_mbs:.2f} MB/s{mem[0]}, baseline {base_mbs:.2f} MB/s{mem[1]}")
+        say(f"  project {proj_mbs:.2f} MB/s{rss(proj_mem)}, baseline {base_mbs:.2f} MB/s{rss(base_mem)}")
         res.details.update(
             files=count,
             bytes=total,
@@ -188,6 +192,6 @@ def run(scale: float, **_) -> BenchResult:
             None,
             "",
             f"flat (< {MEMORY_FLAT_MIB} MiB)",
-            proj_mem < MEMORY_FLAT_MIB if measured else None,
+            None if proj_mem is None else proj_mem < MEMORY_FLAT_MIB,
         )
     return res
