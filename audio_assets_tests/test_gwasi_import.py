@@ -353,3 +353,36 @@ def test_staging_in_many_batches_gives_the_same_snapshot_as_one(tmp_path):
         "2025-09-10": [("a2", "t"), ("c1", "t")],
         "2025-10-10": [("b1", "t3")],
     }
+
+
+def test_staging_runs_leave_out_what_follows_and_go_once_read(tmp_path, monkeypatch):
+    """The month runs carry only what the day files can't get back (no post date, source, base
+    version or status, no id hash), and each run file is removed once pass two has mapped it."""
+    folder = tmp_path / "dump" / "base_v1"
+    folder.mkdir(parents=True)
+    for n in (1, 2, 3):
+        (folder / f"{n}.json").write_text(json.dumps({"entries": [[f"p{n}", "g", "x", "", "t", T + n * 86400 * 40, 1, 10]]}))
+    seen = []
+    real_read = gwasi_import._MonthRuns.read
+
+    def read(runs, month):
+        path = runs.folder / f"{month}.arrows"
+        existed = path.exists()
+        table = real_read(runs, month)
+        seen.append((month, existed, path.exists(), table.schema.names))
+        return table
+
+    monkeypatch.setattr(gwasi_import._MonthRuns, "read", read)
+    out = tmp_path / "snap"
+    gwasi_import.stage_base(gwasi_import.find_dump(tmp_path / "dump"), out, now=NOW, batch_files=1)
+    # shards 1 and 2 were written out as runs; the last batch (shard 3) was held in memory
+    assert [(m, before, after) for m, before, after, _ in seen] == [
+        ("2025-09", True, False), ("2025-10", True, False), ("2025-11", False, False)]
+    for *_, names in seen:
+        assert not set(names) & {*gwasi_import._LEFT_OUT_OF_RUNS, "id_hash"}
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(gwasi_import.day_file(out, "2025-09-10")).to_pylist()[0]
+    assert (row["post_id"], row["post_date"], row["source"], row["base_version"], row["status"]) == (
+        "p1", "2025-09-10", "base", "v1", "ok")
+    assert not (out / ".runs").exists()
