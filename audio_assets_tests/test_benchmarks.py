@@ -36,6 +36,23 @@ def test_the_downloads_benchmark_measures_both_sides():
     assert len(res.details["rounds"]["project"]) == len(res.details["rounds"]["baseline"]) == bench_downloads.ROUNDS
 
 
+def test_the_gwasi_import_benchmark_takes_turns_and_judges_the_median_round():
+    """At a tiny scale: every round runs both sides (the CLI's import and DuckDB's decode, each
+    into a fresh folder), and the target row is the median round's ratio."""
+    import statistics
+
+    from benchmarks import bench_gwasi_import
+
+    res = bench_gwasi_import.run(scale=0.0005, rounds=3)
+    rounds = res.details["rounds"]
+    assert len(rounds) == 3 and all(r["project_seconds"] > 0 and r["baseline_seconds"] > 0 for r in rounds)
+    assert res.details["baseline_rows"] == res.details["entries"] == 2700
+    wall = next(r for r in res.rows if r.metric.startswith("wall time vs DuckDB decode"))
+    assert wall.ratio == pytest.approx(statistics.median(r["ratio"] for r in rounds), abs=0.001)
+    assert wall.passed == (wall.ratio <= 2)
+    assert "2,700 entries" in res.details["project_output"]
+
+
 def test_peak_memory_is_not_measured_where_the_high_water_mark_cannot_be_reset(monkeypatch):
     """A sandbox (or a system with no /proc) that forbids resetting the mark: no figure rather
     than the process's lifetime peak passed off as the block's."""
