@@ -76,3 +76,27 @@ def test_peak_memory_is_not_measured_where_the_high_water_mark_cannot_be_reset(m
     with PeakRss() as rss:
         pass
     assert rss.peak_delta is None
+
+
+def test_a_replica_that_never_says_it_is_ready_fails_the_downloads_benchmark(monkeypatch, tmp_path):
+    """The replica's child process must print its host map; one that hangs is stopped, not waited on."""
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks import bench_downloads
+
+    children = []
+    real_popen = subprocess.Popen
+
+    def silent_child(cmd, **kwargs):
+        children.append(real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(bench_downloads.subprocess, "Popen", silent_child)
+    monkeypatch.setattr(bench_downloads, "REPLICA_START_TIMEOUT_S", 0.5)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="printed nothing in 0.5 s"):
+        with bench_downloads.replica_process(tmp_path):
+            pass
+    assert time.monotonic() - started < 10 and children[0].poll() is not None

@@ -11,6 +11,7 @@ each round's ratio (the best round of each side is printed too)."""
 from __future__ import annotations
 
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,7 @@ MEMORY_FLAT_MIB = 64
 #: serves (a few thousand files a second), so it never holds a request back and the ratio measures
 #: the client's own work per file, not the limit
 RATE_PER_HOST = 100_000
+REPLICA_START_TIMEOUT_S = 60.0
 
 
 @contextmanager
@@ -41,6 +43,10 @@ def replica_process(media_dir: Path):
         text=True,
     )
     try:
+        # its first line is the host map; a replica that hangs before printing it fails the benchmark
+        ready, _, _ = select.select([proc.stdout], [], [], REPLICA_START_TIMEOUT_S)
+        if not ready:
+            raise RuntimeError(f"the replica printed nothing in {REPLICA_START_TIMEOUT_S:g} s")
         line = proc.stdout.readline().strip()
         if not line.startswith("AUDIO_ASSETS_HOST_MAP="):
             raise RuntimeError(f"the replica did not start (it printed {line!r})")
