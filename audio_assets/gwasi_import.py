@@ -265,8 +265,8 @@ class _MonthRuns:
     def read(self, month: str) -> pa.Table:
         """A month's runs in batch order: the file's memory-mapped (its buffers are the file's
         pages, not a copy), then the held last batch's. Read once: the file is removed as soon as
-        it is mapped, so its pages go back to the system when the month's days are written, not
-        at the end (they are reused for the day files, and never written out to disk)."""
+        it is mapped, so its page cache is freed when the month's days are written, not at the
+        end (and a run not yet written back to disk never is)."""
         parts = []
         if month in self.writers:
             path = self.folder / f"{month}.arrows"

@@ -362,6 +362,10 @@ def test_staging_runs_leave_out_what_follows_and_go_once_read(tmp_path, monkeypa
     folder.mkdir(parents=True)
     for n in (1, 2, 3):
         (folder / f"{n}.json").write_text(json.dumps({"entries": [[f"p{n}", "g", "x", "", "t", T + n * 86400 * 40, 1, 10]]}))
+    # shard 1 also holds an invalid entry with a date (a bad score) and one with none
+    (folder / "1.json").write_text(json.dumps({"entries": [["p1", "g", "x", "", "t", T + 86400 * 40, 1, 10],
+                                                           ["q1", "g", "x", "", "t", T + 86400 * 40, "many", 10],
+                                                           ["q2", "g"]]}))
     seen = []
     real_read = gwasi_import._MonthRuns.read
 
@@ -377,12 +381,15 @@ def test_staging_runs_leave_out_what_follows_and_go_once_read(tmp_path, monkeypa
     gwasi_import.stage_base(gwasi_import.find_dump(tmp_path / "dump"), out, now=NOW, batch_files=1)
     # shards 1 and 2 were written out as runs; the last batch (shard 3) was held in memory
     assert [(m, before, after) for m, before, after, _ in seen] == [
-        ("2025-09", True, False), ("2025-10", True, False), ("2025-11", False, False)]
+        ("2025-09", True, False), ("2025-10", True, False), ("2025-11", False, False),
+        ("undated", True, False)]
     for *_, names in seen:
         assert not set(names) & {*gwasi_import._LEFT_OUT_OF_RUNS, "id_hash"}
     import pyarrow.parquet as pq
 
-    row = pq.read_table(gwasi_import.day_file(out, "2025-09-10")).to_pylist()[0]
-    assert (row["post_id"], row["post_date"], row["source"], row["base_version"], row["status"]) == (
-        "p1", "2025-09-10", "base", "v1", "ok")
-    assert not (out / ".runs").exists()
+    def put_back(rows):
+        return [(r["post_id"], r["post_date"], r["source"], r["base_version"], r["status"]) for r in rows]
+
+    assert put_back(pq.read_table(gwasi_import.day_file(out, "2025-09-10")).to_pylist()) == [
+        ("p1", "2025-09-10", "base", "v1", "ok"), ("q1", "2025-09-10", "base", "v1", "invalid")]
+    assert put_back(pq.read_table(out / "undated.parquet").to_pylist()) == [("q2", None, "base", "v1", "invalid")]
