@@ -332,13 +332,11 @@ def _with_left_out_columns(rows: pa.RecordBatch, version: str) -> pa.RecordBatch
     """A batch of a run with the columns left out of the runs put back: the post date from the day
     number, the source and the base version, and the status from the error."""
     n = rows.num_rows
-    error = rows.column("error")
     put_back = {
         "post_date": pc.cast(pc.cast(rows.column(_DAY_KEY), pa.date32()), pa.string()),
         "source": pa.repeat(pa.scalar("base", pa.string()), n),
         "base_version": pa.repeat(pa.scalar(version, pa.string()), n),
-        "status": (pa.repeat(pa.scalar("ok", pa.string()), n) if error.null_count == n
-                   else pc.if_else(pc.is_null(error), "ok", "invalid")),
+        "status": pc.if_else(pc.is_null(rows.column("error")), "ok", "invalid"),
     }
     return pa.RecordBatch.from_arrays([*rows.columns, *put_back.values()], names=[*rows.schema.names, *put_back])
 
