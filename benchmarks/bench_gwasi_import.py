@@ -8,8 +8,9 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
-from benchmarks.common import VENV_BIN, BenchResult, free_disk_gib, run_child, say, temp_dir, timed
+from benchmarks.common import VENV_BIN, BenchResult, ChildRun, free_disk_gib, run_child, say, temp_dir, timed
 from benchmarks.gwasi_dump import generate
 
 FULL_ENTRIES = 5_400_000
@@ -37,6 +38,13 @@ else:
     print(con.execute(f'''SELECT count(*) FROM read_json({files!r}, columns={{'entries': 'JSON[]'}},
         maximum_object_size=67108864)''').fetchone()[0])
 """
+
+
+def _run_or_fail(what: str, cmd: list[str], env_vars: dict | None = None) -> ChildRun:
+    child = run_child(cmd, env_vars=env_vars)
+    if child.returncode != 0:
+        raise RuntimeError(f"{what} exited {child.returncode}: {child.stderr[-2000:]}")
+    return child
 
 
 def run(scale: float, rounds: int = ROUNDS, **_) -> BenchResult:
@@ -76,47 +84,37 @@ def run(scale: float, rounds: int = ROUNDS, **_) -> BenchResult:
         child_env["AUDIO_ASSETS_DATA"] = str(data)
         paths = json.dumps([str(p) for p in files])
         base_db = tmp / "baseline.duckdb"
+
+        def duckdb_cmd(db: Path, mode: str) -> list[str]:
+            return [sys.executable, "-c", BASELINE, str(db), str(tmp / "duck_tmp"), mode, paths]
+
+        sides = {
+            "project": ("audio-assets import-gwasi",
+                        [str(VENV_BIN / "audio-assets"), "import-gwasi", str(dump), "--quiet"], child_env),
+            "baseline": ("baseline: DuckDB read_json(VARCHAR[][]) -> CREATE TABLE", duckdb_cmd(base_db, "decode"), None),
+        }
         done: list[dict] = []
-        summary = ""
         for n in range(rounds):
-            sides = ("project", "baseline") if n % 2 == 0 else ("baseline", "project")
             got = {}
-            for side in sides:
+            for side in ("project", "baseline") if n % 2 == 0 else ("baseline", "project"):
                 shutil.rmtree(data, ignore_errors=True)
                 base_db.unlink(missing_ok=True)
                 os.sync()
                 for p in files:
                     p.read_bytes()
-                if side == "project":
-                    say(f"  round {n + 1}: audio-assets import-gwasi ...")
-                    child = run_child(
-                        [str(VENV_BIN / "audio-assets"), "import-gwasi", str(dump), "--quiet"], env_vars=child_env
-                    )
-                    if child.returncode != 0:
-                        raise RuntimeError(f"import-gwasi exited {child.returncode}: {child.stderr[-2000:]}")
-                    summary = child.stdout.strip().splitlines()[0] if child.stdout.strip() else ""
-                else:
-                    say(f"  round {n + 1}: baseline: DuckDB read_json(VARCHAR[][]) -> CREATE TABLE ...")
-                    child = run_child(
-                        [sys.executable, "-c", BASELINE, str(base_db), str(tmp / "duck_tmp"), "decode", paths]
-                    )
-                    if child.returncode != 0:
-                        raise RuntimeError(f"DuckDB baseline failed: {child.stderr[-2000:]}")
-                    got["rows"] = int(child.stdout.strip().splitlines()[-1])
-                got[side] = child
+                what, cmd, env_vars = sides[side]
+                say(f"  round {n + 1}: {what} ...")
+                got[side] = child = _run_or_fail(what, cmd, env_vars=env_vars)
                 say(f"    {side}: {child.seconds:.1f}s, peak RSS {child.peak_rss_mib:,.0f} MiB")
             done.append(got)
         shutil.rmtree(data, ignore_errors=True)
         base_db.unlink(missing_ok=True)
+        summary = next(iter(done[-1]["project"].stdout.strip().splitlines()), "")
         say(f"  project: {summary}")
 
         # A plain scan (count) of the same files, once.
         say("  baseline: DuckDB read_json(JSON[]) count(*) scan ...")
-        b2 = run_child(
-            [sys.executable, "-c", BASELINE, str(tmp / "scan.duckdb"), str(tmp / "duck_tmp"), "scan", paths]
-        )
-        if b2.returncode != 0:
-            raise RuntimeError(f"DuckDB scan baseline failed: {b2.stderr[-2000:]}")
+        b2 = _run_or_fail("the DuckDB scan baseline", duckdb_cmd(tmp / "scan.duckdb", "scan"))
         say(f"  baseline scan: {b2.seconds:.1f}s, peak RSS {b2.peak_rss_mib:,.0f} MiB")
 
         ratios = [r["project"].seconds / r["baseline"].seconds for r in done]
@@ -147,7 +145,7 @@ def run(scale: float, rounds: int = ROUNDS, **_) -> BenchResult:
             project_output=summary,
             baseline_decode_seconds=round(base_s, 2),
             baseline_decode_peak_rss_mib=round(base_peak),
-            baseline_rows=done[-1]["rows"],
+            baseline_rows=int(done[-1]["baseline"].stdout.strip().splitlines()[-1]),
             baseline_scan_seconds=round(b2.seconds, 2),
             baseline_scan_peak_rss_mib=round(b2.peak_rss_mib),
             project_entries_per_s=round(entries / proj_s),
