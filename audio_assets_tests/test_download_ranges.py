@@ -61,12 +61,18 @@ class _OddRangeHandler(BaseHTTPRequestHandler):
         self.wfile.write(BODY[start:])
 
 
-@pytest.fixture
-def odd_server():
+def _served_handler():
+    """The handler served with its class-held state as it starts: nothing asked yet, every answer proper."""
     _OddRangeHandler.requests, _OddRangeHandler.encodings = [], []
-    _OddRangeHandler.unknown_total = False
+    _OddRangeHandler.first_start, _OddRangeHandler.unknown_total = 0, False
+    _OddRangeHandler.ignore_range, _OddRangeHandler.status = False, 200
     with local_http_server(_OddRangeHandler) as url:
         yield url
+
+
+@pytest.fixture
+def odd_server():
+    yield from _served_handler()
 
 
 @pytest.mark.parametrize(("first_start", "unknown_total"), [(HELD + 4096, False), (0, False), (HELD, False),
@@ -105,13 +111,7 @@ def test_a_download_asks_for_the_bytes_as_stored(tmp_path, odd_server):
 
 @pytest.fixture
 def whole_server():
-    _OddRangeHandler.requests, _OddRangeHandler.encodings = [], []
-    _OddRangeHandler.first_start = 0
-    _OddRangeHandler.unknown_total = False
-    _OddRangeHandler.ignore_range, _OddRangeHandler.status = False, 200
-    with local_http_server(_OddRangeHandler) as url:
-        yield url
-    _OddRangeHandler.ignore_range, _OddRangeHandler.status = False, 200
+    yield from _served_handler()
 
 
 def test_a_host_that_ignores_range_has_the_file_written_from_its_start(tmp_path, whole_server):
